@@ -1,0 +1,1 @@
+"""Thin click shells over the featstore, augment and train libraries."""

@@ -1,0 +1,66 @@
+"""What every command shares: error translation, logging, option types."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+
+import click
+
+from featstore.errors import MirageError
+
+
+def run(fn, *args, **kwargs):
+    """Call a library function; a MirageError (or a plain OS error) becomes a one-line message, exit 1."""
+    try:
+        return fn(*args, **kwargs)
+    except MirageError as exc:
+        raise click.ClickException(str(exc)) from None
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        raise click.ClickException(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")) from None
+    except KeyboardInterrupt:
+        click.echo("interrupted; rerun the same command to resume", err=True)
+        sys.exit(130)
+
+
+def setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+
+
+def verbosity_option(fn):
+    @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+    @functools.wraps(fn)
+    def wrapper(*args, verbose: int = 0, **kwargs):
+        setup_logging(verbose)
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+class JsonDict(click.ParamType):
+    """A JSON object given on the command line (e.g. --storage-options)."""
+
+    name = "json"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, dict):
+            return value
+        try:
+            out = json.loads(value)
+        except ValueError:
+            out = None
+        if not isinstance(out, dict):
+            self.fail(f"expected a JSON object such as '{{\"anon\": false}}', got {value!r}", param, ctx)
+        return out
+
+
+storage_options_option = click.option(
+    "--storage-options", type=JsonDict(), default=None,
+    help='fsspec options for remote URLs as JSON, e.g. \'{"client_kwargs": {"endpoint_url": "http://..."}}\'.')
+
+
+def echo_json(obj) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))

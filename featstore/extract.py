@@ -1,0 +1,199 @@
+"""The extraction engine: corpus -> item table -> embeddings -> feature store.
+
+Work is cut into chunk-aligned units of rows (see :mod:`featstore.store.writer`). Each unit
+is decoded, sorted by length into batches, embedded under ``torch.inference_mode`` and
+handed to the single writer in this process. Units run here (decoding of the next unit
+overlaps embedding of the current one) or as tasks on a Dask cluster; both paths call the
+same :func:`embed_unit`, so they give the same values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+from featstore import audio as audio_io
+from featstore.errors import BadAudioError, ConfigError
+from featstore.store.base import STATUS_OK, STATUS_SKIPPED, FeatureStore
+from featstore.store.writer import StoreWriter
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class ExtractResult:
+    store: FeatureStore
+    n_units_done_now: int
+    n_units_total: int
+    audio_s: float
+    wall_s: float
+    already_complete: bool
+
+
+@dataclasses.dataclass
+class DecodedUnit:
+    start: int
+    stop: int
+    waves: dict[int, np.ndarray]          # local row index -> wave at the audio extractor's rate
+    skipped: list[dict]                   # utt_id, path, reason, message
+    texts: list[str]
+
+
+def decode_unit(rows: pd.DataFrame, start: int, stop: int, sample_rate: int, *, strict: bool = False) -> DecodedUnit:
+    """Read and check every utterance of a unit; bad ones become skip reports (or raise if strict)."""
+    waves: dict[int, np.ndarray] = {}
+    skipped: list[dict] = []
+    for i, (utt_id, path) in enumerate(zip(rows["utt_id"], rows["path"])):
+        try:
+            waves[i] = audio_io.load(path, sample_rate)
+        except BadAudioError as exc:
+            if strict:
+                raise BadAudioError(exc.reason, f"{exc} (utt_id {utt_id}; --strict stops at the first bad item, drop it to skip bad items)") from None
+            skipped.append({"utt_id": utt_id, "path": path, "reason": exc.reason, "message": str(exc)})
+    return DecodedUnit(start, stop, waves, skipped, rows["text"].fillna("").astype(str).tolist())
+
+
+def length_batches(lengths: dict[int, int], batch_size: int) -> list[list[int]]:
+    """Group row indices into batches of similar length (longest first), to waste little padding."""
+    order = sorted(lengths, key=lambda i: (-lengths[i], i))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def embed_decoded(unit: DecodedUnit, audio_ex, text_ex, *, batch_size: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    import torch
+
+    from featstore.extractors import get_loaded
+
+    n = unit.stop - unit.start
+    values = {"audio": np.zeros((n, audio_ex.dim), dtype=np.float32)}
+    status = np.full(n, STATUS_SKIPPED, dtype=np.uint8)
+    ok = sorted(unit.waves)
+    status[ok] = STATUS_OK
+    with torch.inference_mode():
+        a = get_loaded(audio_ex)
+        for batch in length_batches({i: len(unit.waves[i]) for i in ok}, batch_size):
+            values["audio"][batch] = a.embed([unit.waves[i] for i in batch])
+        if text_ex is not None:
+            t = get_loaded(text_ex)
+            values["text"] = np.zeros((n, text_ex.dim), dtype=np.float32)
+            for j in range(0, len(ok), batch_size):
+                batch = ok[j : j + batch_size]
+                values["text"][batch] = t.embed([unit.texts[i] for i in batch])
+    return values, status
+
+
+def embed_unit(rows: pd.DataFrame, start: int, stop: int, audio_ex, text_ex, *, batch_size: int, strict: bool,
+               torch_threads: int | None = None):
+    """Decode + embed one unit; the Dask task body. Returns (start, stop, values, status, skipped)."""
+    if torch_threads:
+        import torch
+
+        torch.set_num_threads(torch_threads)
+    unit = decode_unit(rows, start, stop, audio_ex.sample_rate, strict=strict)
+    values, status = embed_decoded(unit, audio_ex, text_ex, batch_size=batch_size)
+    return start, stop, values, status, unit.skipped
+
+
+def _local_units(writer: StoreWriter, units, audio_ex, text_ex, *, batch_size: int, strict: bool) -> Iterator:
+    """Embed units in this process; decoding of unit k+1 runs in a thread during unit k."""
+    plan = writer.plan
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
+        futures = [pool.submit(decode_unit, plan.iloc[s:e], s, e, audio_ex.sample_rate, strict=strict) for s, e in units[:2]]
+        for k in range(len(units)):
+            unit = futures[k].result()
+            if k + 2 < len(units):
+                s, e = units[k + 2]
+                futures.append(pool.submit(decode_unit, plan.iloc[s:e], s, e, audio_ex.sample_rate, strict=strict))
+            values, status = embed_decoded(unit, audio_ex, text_ex, batch_size=batch_size)
+            futures[k] = None  # release the decoded audio
+            yield unit.start, unit.stop, values, status, unit.skipped
+
+
+def _dask_units(writer: StoreWriter, units, audio_ex, text_ex, *, batch_size: int, strict: bool, client) -> Iterator:
+    from distributed import as_completed
+
+    n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+    threads = max(1, (os.cpu_count() or 1) // n_workers)
+    plan = writer.plan
+    futures = [client.submit(embed_unit, plan.iloc[s:e], s, e, audio_ex, text_ex, batch_size=batch_size, strict=strict,
+                             torch_threads=threads, key=f"embed-{writer.fingerprint[:8]}-{s}", retries=2, pure=False)
+               for s, e in units]
+    try:
+        for fut in as_completed(futures):
+            yield fut.result()
+            fut.release()
+    finally:
+        for fut in futures:
+            fut.cancel()
+
+
+def extract(corpus: str | pd.DataFrame, *, store: str, root: str | None = None, audio_model: str = "logmel",
+            audio_layer: int | None = None, pooling: str = "mean", text_model: str | None = "minilm",
+            text_layer: int | None = None, format: str = "zarr", batch_size: int = 8, chunk_rows: int | None = None,
+            workers: int = 0, scheduler: str | None = None, strict: bool = False, overwrite: bool = False,
+            storage_options: dict[str, Any] | None = None, device: str = "cpu", cache_dir: str | None = None,
+            progress: bool = True, limit: int | None = None) -> ExtractResult:
+    """Extract audio (and text) embeddings for every item of a corpus into ``store``.
+
+    ``corpus`` is a registered corpus name or a ready item table. Rerunning the same call
+    after a crash resumes; a finished store with the same settings is returned untouched.
+    """
+    from featstore.corpora import get_corpus
+    from featstore.extractors import get_audio_extractor, get_text_extractor
+
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size: expected a positive integer, got {batch_size}")
+    if workers and scheduler:
+        raise ConfigError("expected either --workers (local Dask cluster) or --scheduler (existing cluster), got both")
+    if isinstance(corpus, pd.DataFrame):
+        items, corpus_name = corpus, "custom"
+    else:
+        items, corpus_name = get_corpus(corpus).load_items(root, cache_dir=cache_dir), corpus
+    if limit:
+        items = items.iloc[:limit]
+    audio_ex = get_audio_extractor(audio_model, layer=audio_layer, pooling=pooling, device=device)
+    text_ex = get_text_extractor(text_model, layer=text_layer, device=device) if text_model and text_model != "none" else None
+    arrays = {"audio": audio_ex.dim, **({"text": text_ex.dim} if text_ex is not None else {})}
+    metadata = {"kind": "features", "corpus": corpus_name,
+                "extractors": {"audio": audio_ex.config(), "text": text_ex.config() if text_ex is not None else None}}
+    t0 = time.perf_counter()
+    with StoreWriter(store, plan=items, arrays=arrays, metadata=metadata, format=format, chunk_rows=chunk_rows,
+                     storage_options=storage_options, overwrite=overwrite) as writer:
+        pending = writer.pending_units()
+        n_total = len(writer.units())
+        if writer.already_complete:
+            log.info("%s is already complete; nothing to do", store)
+            return ExtractResult(writer.finalize(), 0, n_total, 0.0, time.perf_counter() - t0, True)
+        log.info("%d of %d units to extract (%d rows each)", len(pending), n_total, writer.chunk_rows)
+        audio_s = _run_units(writer, pending, audio_ex, text_ex, batch_size=batch_size, strict=strict,
+                             workers=workers, scheduler=scheduler, progress=progress)
+        result = writer.finalize()
+    return ExtractResult(result, len(pending), n_total, audio_s, time.perf_counter() - t0, False)
+
+
+def _run_units(writer, pending, audio_ex, text_ex, *, batch_size, strict, workers, scheduler, progress) -> float:
+    from tqdm.auto import tqdm
+
+    from featstore.dask_utils import dask_client
+
+    n_rows = sum(e - s for s, e in pending)
+    audio_s = 0.0
+    with tqdm(total=n_rows, unit="utt", desc="extract", disable=not progress, mininterval=1.0) as bar:
+        with dask_client(workers=workers, scheduler=scheduler) as client:
+            stream = (_dask_units(writer, pending, audio_ex, text_ex, batch_size=batch_size, strict=strict, client=client)
+                      if client is not None else
+                      _local_units(writer, pending, audio_ex, text_ex, batch_size=batch_size, strict=strict))
+            for start, stop, values, status, skipped in stream:
+                writer.write_unit(start, stop, values, status, skipped)
+                durations = writer.plan["duration_s"].iloc[start:stop].to_numpy()
+                audio_s += float(np.nansum(durations[status == STATUS_OK]))
+                bar.update(stop - start)
+                bar.set_postfix(skipped=int(np.sum(status == STATUS_SKIPPED)), refresh=False)
+    return audio_s

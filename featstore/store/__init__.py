@@ -1,0 +1,76 @@
+"""Feature stores: Zarr v3 (default) or HDF5, on local disk or any fsspec URL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from featstore.errors import StoreIncompleteError, StoreNotFoundError
+from featstore.store.base import SCHEMA_VERSION, FeatureStore, verify_store
+from featstore.store.location import Location
+from featstore.store.writer import FORMATS, StoreWriter, write_store
+
+__all__ = ["FeatureStore", "StoreWriter", "open_store", "write_store", "verify", "verify_store", "detect_format", "FORMATS", "SCHEMA_VERSION"]
+
+
+def detect_format(url: str, storage_options: dict[str, Any] | None = None) -> str | None:
+    """"zarr", "hdf5", "partial" (an unfinished extraction) or None (nothing there)."""
+    from featstore.store.zarr_store import ZarrBackend
+
+    loc = Location(url, storage_options)
+    if loc.fs.isfile(loc.path):
+        return "hdf5"
+    if ZarrBackend.is_store(loc):
+        return "zarr"
+    if ZarrBackend.is_store(Location(loc.url + ".partial.zarr", storage_options)):
+        return "partial"
+    return None
+
+
+def open_store(url: str, *, storage_options: dict[str, Any] | None = None, allow_incomplete: bool = False) -> FeatureStore:
+    """Open a finished store for reading."""
+    from featstore.store.hdf5_store import Hdf5Backend
+    from featstore.store.zarr_store import ZarrBackend
+
+    loc = Location(url, storage_options)
+    kind = detect_format(loc.url, storage_options)
+    if kind is None:
+        raise StoreNotFoundError(f"{loc.url}: expected a feature store, found nothing; run `featstore extract --store {loc.url}` first")
+    if kind == "partial":
+        raise StoreIncompleteError(f"{loc.url}: the extraction into this HDF5 store did not finish; rerun the same `featstore extract` command to resume")
+    backend = Hdf5Backend(loc.url, storage_options) if kind == "hdf5" else ZarrBackend(loc.url, storage_options)
+    if not backend.attrs().get("complete") and not allow_incomplete:
+        backend.close()
+        raise StoreIncompleteError(f"{loc.url}: the extraction did not finish; rerun the same `featstore extract` command to resume")
+    return FeatureStore(backend, loc.url, storage_options)
+
+
+def verify(url: str, *, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Check a store. Returns ``{"path", "state", "problems", ...}``; ``state`` is "complete"
+    or "incomplete" (an interrupted extraction that a rerun will finish). An incomplete store
+    is healthy when its written units are consistent."""
+    import json
+
+    import numpy as np
+
+    from featstore.store.base import STATUS_PENDING
+    from featstore.store.zarr_store import META_NAME, ZarrBackend
+
+    loc = Location(url, storage_options)
+    kind = detect_format(loc.url, storage_options)
+    if kind is None:
+        raise StoreNotFoundError(f"{loc.url}: expected a feature store, found nothing")
+    staging = loc.url + ".partial.zarr" if kind == "partial" else loc.url
+    if kind in ("partial", "zarr"):
+        meta = json.loads(Location(staging, storage_options).read_bytes(META_NAME))
+        if not meta.get("complete"):
+            backend = ZarrBackend(staging, storage_options)
+            n = backend.shape("status")[0]
+            problems = [f"array {name}: expected {n} rows, got {backend.shape(name)[0]}"
+                        for name in backend.array_names() if backend.shape(name)[0] != n]
+            status = backend.read("status", 0, n)
+            done = int(np.sum(status != STATUS_PENDING))
+            return {"path": loc.url, "state": "incomplete", "rows_written": done, "rows_total": int(n),
+                    "problems": problems}
+    with open_store(loc.url, storage_options=storage_options) as store:
+        return {"path": loc.url, "state": "complete", "n_items": store.n_items, "n_skipped": len(store.skipped),
+                "content_hash": store.metadata.get("content_hash"), "problems": verify_store(store)}

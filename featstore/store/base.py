@@ -1,0 +1,257 @@
+"""The feature store as readers see it: item table + row-aligned arrays + metadata.
+
+Layout (both formats): arrays ``audio`` (N, Da), ``text`` (N, Dt) and any extra per-item
+arrays (synthetic shards add ``text_pred`` and ``mi_pointwise``), all float32, chunked by
+whole rows; ``status`` (N,) uint8 (0 pending, 1 ok, 2 skipped); ``items`` (Parquet: the
+item table of the usable rows plus a ``row`` column pointing into the arrays); ``skipped``
+(Parquet: utt_id, path, reason, message); metadata under the ``mirage`` attribute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from featstore.errors import StoreCorruptError
+
+SCHEMA_VERSION = 1
+STATUS_PENDING, STATUS_OK, STATUS_SKIPPED = 0, 1, 2
+SKIPPED_COLUMNS = ("utt_id", "path", "reason", "message")
+#: Arrays that are bookkeeping, not features.
+INTERNAL_ARRAYS = ("status",)
+
+
+class Backend(Protocol):
+    format: str
+
+    def attrs(self) -> dict[str, Any]: ...
+    def array_names(self) -> list[str]: ...
+    def shape(self, name: str) -> tuple[int, ...]: ...
+    def chunk_rows(self) -> int: ...
+    def read(self, name: str, start: int, stop: int) -> np.ndarray: ...
+    def read_blob(self, name: str) -> bytes | None: ...
+    def close(self) -> None: ...
+
+
+def table_to_bytes(df: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    df.reset_index(drop=True).to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def table_from_bytes(data: bytes) -> pd.DataFrame:
+    return pd.read_parquet(io.BytesIO(data))
+
+
+def tool_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mirage-ser")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def auto_chunk_rows(n_rows: int, row_bytes: int, *, target_bytes: int = 1 << 20) -> int:
+    """Rows per chunk: about 1 MiB of the widest array, a power of two in [16, 4096],
+    and small enough that a small corpus still splits into ~16 resumable units."""
+    by_bytes = max(16, min(4096, 1 << max(0, int(np.log2(max(1, target_bytes // max(1, row_bytes)))))))
+    by_count = 1 << int(np.ceil(np.log2(max(16, -(-n_rows // 16)))))
+    return int(min(by_bytes, by_count))
+
+
+class FeatureStore:
+    """Read access to a finished store. Open with :func:`featstore.store.open_store`."""
+
+    def __init__(self, backend: Backend, url: str, storage_options: dict[str, Any] | None = None):
+        self._backend = backend
+        self.url = url
+        self.storage_options = dict(storage_options or {})
+        self.metadata: dict[str, Any] = backend.attrs()
+        items = backend.read_blob("items")
+        if items is None:
+            raise StoreCorruptError(f"{url}: expected an item table, found none; run `featstore verify {url}`")
+        self.items: pd.DataFrame = table_from_bytes(items)
+        skipped = backend.read_blob("skipped")
+        self.skipped: pd.DataFrame = (
+            table_from_bytes(skipped) if skipped is not None else pd.DataFrame(columns=list(SKIPPED_COLUMNS))
+        )
+
+    # -- shape -----------------------------------------------------------------------------
+    @property
+    def format(self) -> str:
+        return self._backend.format
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    @property
+    def n_rows(self) -> int:
+        return self._backend.shape("status")[0]
+
+    @property
+    def chunk_rows(self) -> int:
+        return self._backend.chunk_rows()
+
+    @property
+    def array_names(self) -> list[str]:
+        return sorted(n for n in self._backend.array_names() if n not in INTERNAL_ARRAYS)
+
+    def has(self, name: str) -> bool:
+        return name in self.array_names
+
+    def dim(self, name: str) -> int | None:
+        """Width of a 2-D array, None for a 1-D one."""
+        shape = self._backend.shape(name)
+        return int(shape[1]) if len(shape) > 1 else None
+
+    @property
+    def labels(self) -> list[str]:
+        return sorted(self.items["label"].unique().tolist()) if "label" in self.items else []
+
+    # -- data ------------------------------------------------------------------------------
+    def read_rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Raw array rows [start, stop) — a cheap contiguous read; align to ``chunk_rows``."""
+        return self._backend.read(name, start, stop)
+
+    def read(self, name: str, rows: np.ndarray | None = None) -> np.ndarray:
+        """Feature rows for the usable items (``items`` order by default) or given row ids."""
+        rows = self.items["row"].to_numpy() if rows is None else np.asarray(rows, dtype=np.int64)
+        if len(rows) == 0:
+            tail = self._backend.shape(name)[1:]
+            return np.zeros((0, *tail), dtype=np.float32)
+        lo, hi = int(rows.min()), int(rows.max()) + 1
+        if hi - lo == len(rows) and np.all(np.diff(rows) == 1):
+            return self._backend.read(name, lo, hi)
+        return self._backend.read(name, lo, hi)[rows - lo]
+
+    def iter_blocks(self, name: str):
+        """Yield ``(start, stop, values)`` over chunk-aligned row blocks."""
+        step = self.chunk_rows
+        for start in range(0, self.n_rows, step):
+            stop = min(self.n_rows, start + step)
+            yield start, stop, self._backend.read(name, start, stop)
+
+    # -- identity --------------------------------------------------------------------------
+    def content_hash(self) -> str:
+        """SHA-256 over (utt_id, feature values) of the usable items, sorted by utt_id.
+
+        Independent of write order, row order, chunking and format.
+        """
+        return compute_content_hash(self)
+
+    def info(self) -> dict[str, Any]:
+        meta = self.metadata
+        extractors = meta.get("extractors", {})
+
+        def _arr(kind: str) -> dict | None:
+            cfg = extractors.get(kind)
+            if cfg is None or not self.has(kind):
+                return None
+            return {"extractor": cfg.get("model") or cfg.get("extractor"), "dim": self.dim(kind), "config": cfg}
+
+        items = self.items
+        return {
+            "path": self.url,
+            "format": self.format,
+            "kind": meta.get("kind", "features"),
+            "corpus": meta.get("corpus"),
+            "n_items": self.n_items,
+            "n_skipped": len(self.skipped),
+            "speakers": int(items["speaker"].nunique()) if "speaker" in items else 0,
+            "labels": {str(k): int(v) for k, v in items["label"].value_counts().sort_index().items()} if "label" in items else {},
+            "splits": {str(k): int(v) for k, v in items["split"].value_counts().sort_index().items()} if "split" in items else {},
+            "audio": _arr("audio"),
+            "text": _arr("text"),
+            "arrays": {n: self.dim(n) for n in self.array_names},
+            "chunk_rows": self.chunk_rows,
+            "content_hash": meta.get("content_hash"),
+            "schema_version": meta.get("schema_version"),
+            "tool_version": meta.get("tool_version"),
+            "skipped": self.skipped.to_dict(orient="records"),
+        }
+
+    def close(self) -> None:
+        self._backend.close()
+
+    def __enter__(self) -> "FeatureStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"FeatureStore({self.url!r}, format={self.format}, n_items={self.n_items}, arrays={self.array_names})"
+
+
+def compute_content_hash(store: FeatureStore) -> str:
+    items = store.items
+    names = store.array_names
+    row_to_utt = dict(zip(items["row"].to_numpy().tolist(), items["utt_id"].tolist()))
+    digests: dict[str, bytes] = {}
+    for start, stop, _ in _blocks(store):
+        wanted = [r for r in range(start, stop) if r in row_to_utt]
+        if not wanted:
+            continue
+        blocks = {n: np.ascontiguousarray(store.read_rows(n, start, stop), dtype="<f4") for n in names}
+        for r in wanted:
+            h = hashlib.sha256(row_to_utt[r].encode() + b"\0")
+            for n in names:
+                h.update(n.encode() + b"\0")
+                h.update(blocks[n][r - start].tobytes())
+            digests[row_to_utt[r]] = h.digest()
+    total = hashlib.sha256()
+    for utt in sorted(digests):
+        total.update(digests[utt])
+    return total.hexdigest()
+
+
+def _blocks(store: FeatureStore):
+    step = store.chunk_rows
+    for start in range(0, store.n_rows, step):
+        yield start, min(store.n_rows, start + step), None
+
+
+def verify_store(store: FeatureStore) -> list[str]:
+    """Problems found (empty list = healthy): shapes, status, finite values, hash."""
+    problems: list[str] = []
+    meta = store.metadata
+    if meta.get("schema_version") != SCHEMA_VERSION:
+        problems.append(f"schema_version: expected {SCHEMA_VERSION}, got {meta.get('schema_version')}")
+    if not meta.get("complete"):
+        problems.append("store is not complete: rerun the extraction to finish it")
+    n = store.n_rows
+    for name in store.array_names:
+        if store._backend.shape(name)[0] != n:
+            problems.append(f"array {name}: expected {n} rows, got {store._backend.shape(name)[0]}")
+    status = store.read_rows("status", 0, n)
+    rows = store.items["row"].to_numpy()
+    if len(rows) and (rows.min() < 0 or rows.max() >= n):
+        problems.append("item table points outside the arrays")
+    elif np.any(status[rows] != STATUS_OK):
+        problems.append(f"{int(np.sum(status[rows] != STATUS_OK))} listed items are not marked written")
+    if np.any(status == STATUS_PENDING):
+        problems.append(f"{int(np.sum(status == STATUS_PENDING))} rows were never written")
+    if int(np.sum(status == STATUS_SKIPPED)) != len(store.skipped):
+        problems.append(f"skipped rows: status says {int(np.sum(status == STATUS_SKIPPED))}, report lists {len(store.skipped)}")
+    if store.items["utt_id"].duplicated().any():
+        problems.append("duplicate utt_id in the item table")
+    ok = np.zeros(n, dtype=bool)
+    ok[rows] = True
+    for name in store.array_names:
+        for start, stop, block in store.iter_blocks(name):
+            bad = ~np.isfinite(block.reshape(len(block), -1)).all(axis=1) & ok[start:stop]
+            if bad.any():
+                problems.append(f"array {name}: {int(bad.sum())} usable rows hold NaN/inf (first at row {start + int(np.argmax(bad))})")
+                break
+    recorded = meta.get("content_hash")
+    if recorded and not problems:
+        actual = store.content_hash()
+        if actual != recorded:
+            problems.append(f"content_hash: expected {recorded}, got {actual}")
+    return problems

@@ -1,0 +1,225 @@
+"""The single store writer: create or resume, write whole chunk-aligned units, finalize.
+
+A unit is a run of ``chunk_rows`` rows. Its feature values are written first, its skip
+report next and its ``status`` entries last, so a process killed at any point leaves either
+a finished unit or one that the next run redoes. HDF5 stores are staged as Zarr next to
+the target (``<path>.partial.zarr``) and converted when complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from featstore.errors import ConfigError, StoreExistsError, StoreIncompleteError
+from featstore.store.base import (
+    SCHEMA_VERSION, STATUS_OK, STATUS_PENDING, SKIPPED_COLUMNS, FeatureStore, auto_chunk_rows,
+    compute_content_hash, table_to_bytes, tool_version,
+)
+from featstore.store.hdf5_store import write_hdf5_from
+from featstore.store.location import Location, WriterLock
+from featstore.store.zarr_store import BLOB_NAMES, META_NAME, ZarrBackend, compressors, zarr_store
+
+log = logging.getLogger(__name__)
+FORMATS = ("zarr", "hdf5")
+
+
+def plan_fingerprint(plan: pd.DataFrame, arrays: dict[str, int | None], metadata: dict[str, Any], chunk_rows: int) -> str:
+    h = hashlib.sha256()
+    h.update(pd.util.hash_pandas_object(plan.reset_index(drop=True), index=True).to_numpy().tobytes())
+    h.update(json.dumps({"arrays": arrays, "chunk_rows": chunk_rows, "extractors": metadata.get("extractors")}, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:32]
+
+
+class StoreWriter:
+    """Create or resume a store at ``url``. Use as a context manager (holds the writer lock)."""
+
+    def __init__(self, url: str, *, plan: pd.DataFrame, arrays: dict[str, int | None], metadata: dict[str, Any],
+                 format: str = "zarr", chunk_rows: int | None = None, storage_options: dict[str, Any] | None = None,
+                 overwrite: bool = False):
+        if format not in FORMATS:
+            raise ConfigError(f"--format: expected one of {', '.join(FORMATS)}, got {format!r}")
+        self.target = Location(url, storage_options)
+        self.format = format
+        self.storage_options = dict(storage_options or {})
+        self.plan = plan.reset_index(drop=True)
+        self.arrays = dict(arrays)
+        widest = max([4 * (d or 1) for d in arrays.values()] or [4])
+        self.chunk_rows = int(chunk_rows or auto_chunk_rows(len(self.plan), widest))
+        self.staging = self.target if format == "zarr" else Location(self.target.url + ".partial.zarr", storage_options)
+        self.fingerprint = plan_fingerprint(self.plan, self.arrays, metadata, self.chunk_rows)
+        self.metadata = {
+            **metadata, "schema_version": SCHEMA_VERSION, "tool_version": tool_version(), "format": format,
+            "plan_fingerprint": self.fingerprint, "chunk_rows": self.chunk_rows, "complete": False,
+            "arrays": {k: v for k, v in sorted(self.arrays.items())},
+        }
+        self.overwrite = overwrite
+        self.lock = WriterLock(self.staging, self.target.url)
+        self.already_complete = False
+        self._backend: ZarrBackend | None = None
+        self._status = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def __enter__(self) -> "StoreWriter":
+        self.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def open(self) -> None:
+        self.lock.acquire()
+        try:
+            self._open_locked()
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def close(self) -> None:
+        self.lock.release()
+
+    def _existing_meta(self, loc: Location) -> dict | None:
+        if self.format == "hdf5" and loc is self.target:
+            if not self.target.fs.isfile(self.target.path):
+                return None
+            from featstore.store.hdf5_store import Hdf5Backend
+
+            b = Hdf5Backend(self.target.url, self.storage_options)
+            try:
+                return b.attrs()
+            finally:
+                b.close()
+        if not ZarrBackend.is_store(loc):
+            return None
+        try:
+            return json.loads(loc.read_bytes(META_NAME))
+        except ValueError:
+            return {}
+
+    def _open_locked(self) -> None:
+        final = self._existing_meta(self.target)
+        if final is not None and final.get("complete"):
+            if final.get("plan_fingerprint") == self.fingerprint and not self.overwrite:
+                self.already_complete = True
+                return
+            if not self.overwrite:
+                raise StoreExistsError(
+                    f"{self.target.url} already holds a store made with other settings; expected a new path — "
+                    "pass --overwrite to replace it or choose another --store"
+                )
+            self._remove_target()
+        staged = self._existing_meta(self.staging)
+        if staged is not None and (staged.get("plan_fingerprint") != self.fingerprint or self.overwrite):
+            if not self.overwrite:
+                raise StoreExistsError(
+                    f"{self.target.url} holds an unfinished extraction started with other settings; expected the same "
+                    "command to resume — pass --overwrite to start over or choose another --store"
+                )
+            self._clear_staging()
+            staged = None
+        if staged is None:
+            self._create()
+        else:
+            log.info("resuming %s", self.target.url)
+        self._backend = ZarrBackend(self.staging.url, self.storage_options, read_only=False)
+        self._status = self._backend.group["status"]
+
+    def _remove_target(self) -> None:
+        if self.format == "hdf5":
+            self.target.rm()
+        else:
+            self._clear_staging()
+
+    def _clear_staging(self) -> None:
+        for name in self.staging.listdir(""):
+            if name != ".lock":
+                self.staging.rm(name, recursive=True)
+
+    def _create(self) -> None:
+        import zarr
+
+        n = len(self.plan)
+        group = zarr.open_group(zarr_store(self.staging.url, self.storage_options, read_only=False), mode="a")
+        for name, dim in self.arrays.items():
+            shape = (n, dim) if dim else (n,)
+            chunks = (self.chunk_rows, dim) if dim else (self.chunk_rows,)
+            group.create_array(name, shape=shape, chunks=chunks, dtype="float32", fill_value=0.0,
+                               compressors=compressors(), overwrite=True)
+        group.create_array("status", shape=(n,), chunks=(self.chunk_rows,), dtype="uint8", fill_value=0, overwrite=True)
+        self.staging.write_bytes(BLOB_NAMES["plan"], table_to_bytes(self.plan))
+        # mirage.json last: its presence is what marks the folder as a (resumable) store.
+        self.staging.write_bytes(META_NAME, json.dumps(self.metadata, sort_keys=True, indent=1).encode())
+
+    # -- work ------------------------------------------------------------------------------
+    def units(self) -> list[tuple[int, int]]:
+        n = len(self.plan)
+        return [(s, min(n, s + self.chunk_rows)) for s in range(0, n, self.chunk_rows)]
+
+    def pending_units(self) -> list[tuple[int, int]]:
+        if self.already_complete:
+            return []
+        status = np.asarray(self._status[:])
+        return [(s, e) for s, e in self.units() if np.any(status[s:e] == STATUS_PENDING)]
+
+    def write_unit(self, start: int, stop: int, values: dict[str, np.ndarray], status: np.ndarray,
+                   skipped: list[dict] | None = None) -> None:
+        """Write rows [start, stop): every array in ``values``, then the skip report, then status."""
+        if start % self.chunk_rows or (stop != len(self.plan) and stop - start != self.chunk_rows):
+            raise ValueError(f"unit [{start}, {stop}) is not chunk-aligned (chunk_rows={self.chunk_rows})")
+        missing = set(self.arrays) - set(values)
+        if missing:
+            raise ValueError(f"write_unit: expected values for {sorted(self.arrays)}, missing {sorted(missing)}")
+        for name, arr in values.items():
+            self._backend.group[name][start:stop] = np.asarray(arr, dtype=np.float32)
+        report = [{k: str(r.get(k, "")) for k in SKIPPED_COLUMNS} for r in (skipped or [])]
+        self.staging.write_bytes(f"_skipped/{start:012d}.json", json.dumps(report).encode())
+        self._status[start:stop] = np.asarray(status, dtype=np.uint8)
+
+    def finalize(self) -> FeatureStore:
+        """Publish the item tables and metadata; for HDF5 convert and remove the staging store."""
+        from featstore.store import open_store
+
+        if self.already_complete:
+            return open_store(self.target.url, storage_options=self.storage_options)
+        status = np.asarray(self._status[:])
+        if np.any(status == STATUS_PENDING):
+            raise StoreIncompleteError(f"{self.target.url}: {int(np.sum(status == STATUS_PENDING))} rows not written; rerun to finish")
+        ok = np.flatnonzero(status == STATUS_OK)
+        items = self.plan.iloc[ok].copy()
+        items["row"] = ok.astype(np.int64)
+        reports: list[dict] = []
+        for start, _ in self.units():
+            reports += json.loads(self.staging.read_bytes(f"_skipped/{start:012d}.json"))
+        skipped = pd.DataFrame(reports, columns=list(SKIPPED_COLUMNS))
+        self.staging.write_bytes(BLOB_NAMES["items"], table_to_bytes(items.reset_index(drop=True)))
+        self.staging.write_bytes(BLOB_NAMES["skipped"], table_to_bytes(skipped))
+        store = FeatureStore(ZarrBackend(self.staging.url, self.storage_options), self.staging.url, self.storage_options)
+        meta = {**self.metadata, "n_items": int(len(items)), "n_skipped": int(len(skipped)),
+                "content_hash": compute_content_hash(store)}
+        if self.format == "hdf5":
+            store.metadata = {**meta, "complete": True}
+            write_hdf5_from(store, self.target.url, self.storage_options)
+            store.close()
+            self.lock.release()
+            self.staging.rm(recursive=True)
+        else:
+            store.close()
+            self.staging.write_bytes(META_NAME, json.dumps({**meta, "complete": True}, sort_keys=True, indent=1).encode())
+        return open_store(self.target.url, storage_options=self.storage_options)
+
+
+def write_store(url: str, *, items: pd.DataFrame, arrays: dict[str, np.ndarray], metadata: dict[str, Any],
+                format: str = "zarr", storage_options: dict[str, Any] | None = None, overwrite: bool = True,
+                chunk_rows: int | None = None) -> FeatureStore:
+    """Write a whole in-memory store in one call (synthetic shards use this)."""
+    dims = {k: (int(v.shape[1]) if v.ndim > 1 else None) for k, v in arrays.items()}
+    with StoreWriter(url, plan=items, arrays=dims, metadata=metadata, format=format, chunk_rows=chunk_rows,
+                     storage_options=storage_options, overwrite=overwrite) as w:
+        for start, stop in w.pending_units():
+            w.write_unit(start, stop, {k: v[start:stop] for k, v in arrays.items()}, np.full(stop - start, STATUS_OK))
+        return w.finalize()
