@@ -121,3 +121,7 @@ def verify(path, as_json, storage_options):
         click.echo(f"{report['path']}: OK ({report['n_items']} items, hash {report['content_hash'][:16]})")
     if report["problems"]:
         raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -31,7 +31,9 @@ FORMATS = ("zarr", "hdf5")
 
 def plan_fingerprint(plan: pd.DataFrame, arrays: dict[str, int | None], metadata: dict[str, Any], chunk_rows: int) -> str:
     h = hashlib.sha256()
-    h.update(pd.util.hash_pandas_object(plan.reset_index(drop=True), index=True).to_numpy().tobytes())
+    # duration_s comes from file headers, not from the user's intent: a re-encoded file must not block a resume.
+    identity = plan.drop(columns=[c for c in ("duration_s",) if c in plan.columns]).reset_index(drop=True)
+    h.update(pd.util.hash_pandas_object(identity, index=True).to_numpy().tobytes())
     h.update(json.dumps({"arrays": arrays, "chunk_rows": chunk_rows, "extractors": metadata.get("extractors")}, sort_keys=True, default=str).encode())
     return h.hexdigest()[:32]
 

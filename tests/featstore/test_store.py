@@ -1,0 +1,165 @@
+"""Store conformance: every backend passes the same class (zarr-python's habit)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from featstore.errors import StoreExistsError, StoreIncompleteError, StoreLockedError, StoreNotFoundError
+from featstore.store import StoreWriter, open_store, verify, verify_store, write_store
+from featstore.store.base import STATUS_OK, STATUS_SKIPPED, auto_chunk_rows
+
+
+def make_items(n: int) -> pd.DataFrame:
+    return pd.DataFrame({
+        "utt_id": [f"u{i:04d}" for i in range(n)], "path": [f"/x/{i}.wav" for i in range(n)],
+        "speaker": [f"s{i % 3}" for i in range(n)], "label": [["angry", "sad"][i % 2] for i in range(n)],
+        "split": "train", "duration_s": 1.0, "text": "",
+    })
+
+
+def make_arrays(n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {"audio": rng.normal(size=(n, 12)).astype("f4"), "text": rng.normal(size=(n, 5)).astype("f4"),
+            "score": rng.random(n).astype("f4")}
+
+
+class StoreConformance:
+    format = ""
+    suffix = ""
+
+    def url(self, tmp_path, name="s"):
+        return str(tmp_path / f"{name}{self.suffix}")
+
+    def test_roundtrip(self, tmp_path):
+        items, arrays = make_items(70), make_arrays(70)
+        s = write_store(self.url(tmp_path), items=items, arrays=arrays, metadata={"kind": "test"}, format=self.format, chunk_rows=16)
+        s = open_store(s.url)
+        assert s.format == self.format and s.n_items == 70 and s.chunk_rows == 16
+        assert s.array_names == ["audio", "score", "text"] and s.dim("audio") == 12 and s.dim("score") is None
+        for name, arr in arrays.items():
+            np.testing.assert_array_equal(s.read(name), arr)
+        np.testing.assert_array_equal(s.read_rows("audio", 16, 32), arrays["audio"][16:32])
+        np.testing.assert_array_equal(s.read("audio", rows=np.array([3, 40, 5])), arrays["audio"][[3, 40, 5]])
+        assert s.items["utt_id"].tolist() == items["utt_id"].tolist()
+        assert verify_store(s) == []
+        info = s.info()
+        assert info["n_items"] == 70 and info["speakers"] == 3 and info["labels"] == {"angry": 35, "sad": 35}
+
+    def test_content_hash_ignores_order_and_chunking(self, tmp_path):
+        items, arrays = make_items(50), make_arrays(50)
+        a = write_store(self.url(tmp_path, "a"), items=items, arrays=arrays, metadata={}, format=self.format, chunk_rows=16)
+        perm = np.random.default_rng(1).permutation(50)
+        b = write_store(self.url(tmp_path, "b"), items=items.iloc[perm], arrays={k: v[perm] for k, v in arrays.items()},
+                        metadata={}, format=self.format, chunk_rows=32)
+        assert a.content_hash() == b.content_hash() == a.metadata["content_hash"]
+        arrays["audio"][7, 3] += 1e-3
+        c = write_store(self.url(tmp_path, "c"), items=items, arrays=arrays, metadata={}, format=self.format, chunk_rows=16)
+        assert c.content_hash() != a.content_hash()
+
+    def test_same_input_same_bytes(self, tmp_path):
+        items, arrays = make_items(40), make_arrays(40)
+        urls = [self.url(tmp_path, n) for n in ("x", "y")]
+        for u in urls:
+            write_store(u, items=items, arrays=arrays, metadata={"kind": "test"}, format=self.format)
+
+        def digest(path):
+            if os.path.isfile(path):
+                import h5py
+
+                with h5py.File(path) as f:
+                    return {k: f[k][()].tobytes() for k in f}, f.attrs["mirage"]
+            return {os.path.relpath(os.path.join(r, f), path): open(os.path.join(r, f), "rb").read()
+                    for r, _, fs in os.walk(path) for f in fs}
+        assert digest(urls[0]) == digest(urls[1])
+
+    def test_skipped_rows_are_not_items(self, tmp_path):
+        items = make_items(20)
+        with StoreWriter(self.url(tmp_path), plan=items, arrays={"audio": 4}, metadata={}, format=self.format, chunk_rows=16) as w:
+            for start, stop in w.pending_units():
+                status = np.full(stop - start, STATUS_OK, dtype=np.uint8)
+                skipped = []
+                if start == 0:
+                    status[2] = STATUS_SKIPPED
+                    skipped = [{"utt_id": "u0002", "path": "/x/2.wav", "reason": "silent", "message": "peak below"}]
+                w.write_unit(start, stop, {"audio": np.ones((stop - start, 4))}, status, skipped)
+            s = w.finalize()
+        assert s.n_items == 19 and "u0002" not in set(s.items["utt_id"])
+        assert s.skipped.to_dict(orient="records")[0]["reason"] == "silent"
+        assert verify_store(s) == [] and s.info()["n_skipped"] == 1
+
+    def test_resume_after_interruption(self, tmp_path):
+        items, arrays = make_items(64), make_arrays(64)
+        url = self.url(tmp_path)
+        kw = dict(plan=items, arrays={"audio": 12}, metadata={"extractors": {"audio": {"x": 1}}}, format=self.format, chunk_rows=16)
+        with StoreWriter(url, **kw) as w:
+            s, e = w.pending_units()[1]
+            w.write_unit(s, e, {"audio": arrays["audio"][s:e]}, np.full(e - s, STATUS_OK))
+        with pytest.raises(StoreIncompleteError):
+            open_store(url)
+        report = verify(url)
+        assert report["state"] == "incomplete" and report["rows_written"] == 16 and report["problems"] == []
+        with StoreWriter(url, **kw) as w:
+            pending = w.pending_units()
+            assert (16, 32) not in pending and len(pending) == 3
+            for s, e in pending:
+                w.write_unit(s, e, {"audio": arrays["audio"][s:e]}, np.full(e - s, STATUS_OK))
+            store = w.finalize()
+        np.testing.assert_array_equal(store.read("audio"), arrays["audio"])
+        full = write_store(self.url(tmp_path, "full"), items=items, arrays={"audio": arrays["audio"]}, metadata={}, format=self.format)
+        assert store.content_hash() == full.content_hash()
+
+    def test_other_settings_refused_without_overwrite(self, tmp_path):
+        url = self.url(tmp_path)
+        write_store(url, items=make_items(10), arrays=make_arrays(10), metadata={}, format=self.format, overwrite=False)
+        with pytest.raises(StoreExistsError, match="--overwrite"):
+            write_store(url, items=make_items(11), arrays=make_arrays(11), metadata={}, format=self.format, overwrite=False)
+        s = write_store(url, items=make_items(11), arrays=make_arrays(11), metadata={}, format=self.format, overwrite=True)
+        assert s.n_items == 11
+
+    def test_second_writer_refused(self, tmp_path):
+        kw = dict(plan=make_items(10), arrays={"audio": 3}, metadata={}, format=self.format)
+        with StoreWriter(self.url(tmp_path), **kw):
+            with pytest.raises(StoreLockedError, match="being written by process"):
+                StoreWriter(self.url(tmp_path), **kw).open()
+
+    def test_lock_of_dead_process_is_taken_over(self, tmp_path):
+        kw = dict(plan=make_items(10), arrays={"audio": 3}, metadata={}, format=self.format)
+        w = StoreWriter(self.url(tmp_path), **kw)
+        w.open()
+        lock = w.staging.child(".lock")
+        data = json.loads(open(lock).read())
+        data["pid"] = 2**22 + 12345  # no such process
+        open(lock, "w").write(json.dumps(data))
+        w.lock.held = False
+        with StoreWriter(self.url(tmp_path), **kw) as w2:
+            assert len(w2.pending_units()) == 1
+
+    def test_missing_store(self, tmp_path):
+        with pytest.raises(StoreNotFoundError, match="featstore extract"):
+            open_store(self.url(tmp_path, "nope"))
+
+
+class TestZarr(StoreConformance):
+    format, suffix = "zarr", ".zarr"
+
+
+class TestHdf5(StoreConformance):
+    format, suffix = "hdf5", ".h5"
+
+    def test_no_half_written_file(self, tmp_path):
+        url = self.url(tmp_path)
+        with StoreWriter(url, plan=make_items(40), arrays={"audio": 3}, metadata={}, format="hdf5", chunk_rows=16) as w:
+            w.write_unit(0, 16, {"audio": np.ones((16, 3))}, np.full(16, STATUS_OK))
+        assert not os.path.exists(url)  # staged as zarr until complete
+        assert os.path.isdir(url + ".partial.zarr")
+
+
+def test_auto_chunk_rows_scales():
+    assert auto_chunk_rows(100_000, 768 * 4) == 256
+    assert auto_chunk_rows(535, 768 * 4) == 64
+    assert auto_chunk_rows(10, 4) == 16
