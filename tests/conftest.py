@@ -25,9 +25,12 @@ def _isolated_caches(tmp_path_factory, monkeypatch):
 def _few_threads():
     # Tests run on 2-core machines; oversubscribed BLAS threads only slow them down.
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(1)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # for subprocesses
+    with threadpool_limits(limits=1):
+        yield
 
 
 def shared_corpus(name: str) -> Path:
