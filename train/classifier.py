@@ -1,0 +1,209 @@
+"""Light emotion classifiers (linear by default, optional small MLP) and standardisation.
+
+Training targets are class probabilities (one-hot for real items, soft for mix-up), each
+row with a weight (``synthetic_weight`` for synthetic rows). In memory, the linear head is
+fitted full-batch with L-BFGS (L2-regularised multinomial logistic regression) and the MLP
+with full-batch AdamW; streamed data is fitted with mini-batch AdamW over
+:class:`~train.loaders.BlockStream` epochs. Every fit runs under a fixed torch thread
+count and its own seeded RNG, so the same seed gives the same weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from featstore.errors import ConfigError, TrainingDivergedError
+
+log = logging.getLogger(__name__)
+
+KINDS = ("linear", "mlp")
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    kind: str = "linear"
+    l2: float = 1e-3              # coefficient of 0.5 * ||W||^2 added to the mean loss (weights, not biases)
+    hidden: int = 256             # MLP hidden width
+    dropout: float = 0.2          # MLP dropout
+    max_iter: int = 100           # L-BFGS iterations (linear, in memory)
+    steps: int = 400              # full-batch AdamW steps (MLP, in memory)
+    lr: float = 1e-3              # AdamW learning rate (MLP; streamed fits)
+    stream_epochs: int = 15       # passes over streamed data
+    batch_size: int = 512         # streamed mini-batch size
+    synthetic_weight: float = 1.0 # loss weight of a synthetic row relative to a real one
+    num_threads: int = 1          # torch intra-op threads during fit/predict (fixed for reproducibility)
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> "ClassifierConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(kwargs) - names)
+        if unknown:
+            raise ConfigError(f"classifier: unknown setting(s) {unknown}; expected some of {sorted(names)}")
+        cfg = cls(**{k: v for k, v in kwargs.items() if v is not None})
+        if cfg.kind not in KINDS:
+            raise ConfigError(f"--classifier: expected one of {', '.join(KINDS)}, got {cfg.kind!r}")
+        if cfg.l2 < 0 or cfg.synthetic_weight < 0 or cfg.num_threads < 1:
+            raise ConfigError(f"classifier: expected l2 >= 0, synthetic_weight >= 0, num_threads >= 1, got {cfg}")
+        return cfg
+
+
+@dataclass
+class Standardizer:
+    """Per-feature z-scoring with statistics of the real training rows of one fold."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def fit(cls, x: np.ndarray) -> "Standardizer":
+        x64 = np.asarray(x, dtype=np.float64)
+        return cls.from_moments(len(x64), x64.sum(axis=0), np.square(x64).sum(axis=0))
+
+    @classmethod
+    def from_moments(cls, n: int, total: np.ndarray, total_sq: np.ndarray) -> "Standardizer":
+        if n < 1:
+            raise ConfigError("expected at least one training row to standardise on, got none")
+        mean = total / n
+        var = np.maximum(total_sq / n - mean ** 2, 0.0)
+        scale = np.sqrt(var)
+        scale[scale < 1e-8] = 1.0
+        return cls(mean.astype(np.float32), scale.astype(np.float32))
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return ((np.asarray(x, dtype=np.float32) - self.mean) / self.scale).astype(np.float32, copy=False)
+
+    def torch(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - torch.from_numpy(self.mean)) / torch.from_numpy(self.scale)
+
+
+@contextlib.contextmanager
+def seeded(seed: int, num_threads: int) -> Iterator[None]:
+    """Own RNG state and thread count for one fit; the caller's are restored afterwards."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(num_threads)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def build_model(cfg: ClassifierConfig, in_dim: int, n_classes: int) -> nn.Module:
+    if cfg.kind == "linear":
+        return nn.Linear(in_dim, n_classes)
+    return nn.Sequential(nn.Linear(in_dim, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, n_classes))
+
+
+def _weights(model: nn.Module) -> list[torch.Tensor]:
+    return [p for n, p in model.named_parameters() if n.endswith("weight")]
+
+
+def _loss(model: nn.Module, x: torch.Tensor, target: torch.Tensor, w: torch.Tensor, l2: float) -> torch.Tensor:
+    logits = model(x)
+    if target.dtype == torch.int64:
+        per_row = F.cross_entropy(logits, target, reduction="none")
+    else:
+        per_row = -(target * F.log_softmax(logits, dim=1)).sum(dim=1)
+    loss = (per_row * w).sum() / w.sum().clamp_min(1e-12)
+    if l2:
+        loss = loss + 0.5 * l2 * sum((p * p).sum() for p in _weights(model))
+    return loss
+
+
+def _check(loss: torch.Tensor, where: str) -> None:
+    if not math.isfinite(float(loss.detach())):
+        raise TrainingDivergedError(f"classifier: expected a finite loss, got {float(loss.detach())} {where}; "
+                                    "check the features for NaN/inf or lower the learning rate")
+
+
+def targets(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """(n, K) float32 probabilities from int labels or already-soft labels."""
+    y = np.asarray(y)
+    if y.ndim == 2:
+        return y.astype(np.float32, copy=False)
+    out = np.zeros((len(y), n_classes), dtype=np.float32)
+    out[np.arange(len(y)), y.astype(np.int64)] = 1.0
+    return out
+
+
+def fit_in_memory(x: np.ndarray, y: np.ndarray, w: np.ndarray | None, *, n_classes: int,
+                  cfg: ClassifierConfig, seed: int) -> nn.Module:
+    """Fit on standardised rows ``x`` with int or soft labels ``y`` and row weights ``w``."""
+    with seeded(seed, cfg.num_threads):
+        model = build_model(cfg, x.shape[1], n_classes)
+        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        yt = torch.from_numpy(targets(y, n_classes))
+        wt = torch.from_numpy(np.ones(len(x), np.float32) if w is None else np.asarray(w, np.float32))
+        if cfg.kind == "linear":
+            opt = torch.optim.LBFGS(model.parameters(), lr=1.0, max_iter=cfg.max_iter, history_size=20,
+                                    tolerance_grad=1e-7, tolerance_change=1e-10, line_search_fn="strong_wolfe")
+
+            def closure():
+                opt.zero_grad()
+                loss = _loss(model, xt, yt, wt, cfg.l2)
+                loss.backward()
+                return loss
+
+            _check(opt.step(closure), "after L-BFGS")
+        else:
+            opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+            model.train()
+            for step in range(cfg.steps):
+                opt.zero_grad()
+                loss = _loss(model, xt, yt, wt, cfg.l2)
+                loss.backward()
+                opt.step()
+                if step % 50 == 0:
+                    _check(loss, f"at step {step}")
+        model.eval()
+        return model
+
+
+def fit_streaming(stream, scaler: Standardizer, *, n_classes: int, cfg: ClassifierConfig, seed: int,
+                  num_workers: int = 0) -> nn.Module:
+    """Mini-batch AdamW over ``cfg.stream_epochs`` epochs of a :class:`~train.loaders.BlockStream`."""
+    from train.loaders import make_loader
+
+    with seeded(seed, cfg.num_threads):
+        model = build_model(cfg, stream.dim, n_classes)
+        opt = torch.optim.AdamW(model.parameters(), lr=max(cfg.lr, 3e-3 if cfg.kind == "linear" else cfg.lr), weight_decay=0.0)
+        loader = make_loader(stream, num_workers=num_workers)
+        model.train()
+        for epoch in range(cfg.stream_epochs):
+            stream.set_epoch(epoch)
+            total, rows = 0.0, 0
+            for xb, yb, wb in loader:
+                opt.zero_grad()
+                loss = _loss(model, scaler.torch(xb), yb, wb, cfg.l2)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(xb)
+                rows += len(xb)
+            _check(torch.tensor(total), f"in epoch {epoch}")
+            log.debug("stream epoch %d: loss %.4f over %d rows", epoch, total / max(1, rows), rows)
+        model.eval()
+        return model
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, x: np.ndarray, *, num_threads: int = 1, batch_rows: int = 65536) -> np.ndarray:
+    """Class indices for standardised rows ``x``."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(num_threads)
+    try:
+        out = [model(torch.from_numpy(np.ascontiguousarray(x[i: i + batch_rows], dtype=np.float32))).argmax(dim=1).numpy()
+               for i in range(0, len(x), batch_rows)]
+    finally:
+        torch.set_num_threads(old)
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)

@@ -1,0 +1,237 @@
+"""``train compare``: every augmentation method under the same folds, seeds and classifier.
+
+Methods: ``none`` (real data only), the baselines of :mod:`train.baselines` (``smote``,
+``mixup``, ``noise``), and two generators fitted per fold through the augment API with the
+fold's test speakers excluded: ``cgan`` (λ = 0, no MI terms; shards not MI-filtered) and
+``infogan`` (the MI-regularised generator, shards filtered by ``min_mi``; ``generate_options``
+such as ``mi_band`` or ``balanced`` go to its ``augment generate``). Every method gets
+``n`` synthetic rows per fold (``4x`` = four per real training item; an MI filter may
+leave fewer, which ``n_train_synthetic`` reports). Generator fits run as Dask tasks — in
+parallel on a local cluster with ``workers=N`` or an existing one with ``scheduler`` — and
+their seeds depend on (seed, method, fold) only, so the worker count does not change results.
+The classifier seed depends on (seed, fold) only: ``none`` reproduces ``train fit``.
+
+Outputs in ``out``: ``compare.json`` (method -> ``uar_mean``, ``uar_std``, ``uar_pooled``,
+``wa``, ``macro_f1``, ``delta_vs_none``, ``fold_uar`` {fold: UAR}, ``folds``), ``compare.md``
+(a table), ``compare.png`` (bars), ``config.json``, and ``<method>/metrics.json`` + confusion PNG.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from featstore.errors import ConfigError
+from train.baselines import BASELINES, augment_baseline
+from train.classifier import ClassifierConfig
+from train.dataset import TrainingSet, assemble, check_mode, load_real
+from train.experiment import FoldResult, evaluate_in_memory, summarize, write_metrics
+from train.folds import Fold, assign_shards, corpus_name, make_folds
+from train.loaders import clear_store_cache
+from train.metrics import plot_bars
+from train.seeds import derive_seed
+from train.synthetic import load_synthetic, read_manifests
+
+log = logging.getLogger(__name__)
+
+METHODS = ("none", "smote", "mixup", "noise", "cgan", "infogan")
+GENERATIVE = ("cgan", "infogan")
+
+
+@dataclass
+class CompareResult:
+    path: str
+    table: dict[str, dict[str, Any]]
+    markdown: str
+
+    @property
+    def message(self) -> str:
+        return self.markdown + f"\n-> {self.path}"
+
+
+def parse_methods(methods: str | Sequence[str]) -> list[str]:
+    names = [m.strip().lower() for m in (methods.split(",") if isinstance(methods, str) else methods) if m.strip()]
+    unknown = [m for m in names if m not in METHODS]
+    if unknown or not names:
+        raise ConfigError(f"--methods: expected a comma-separated subset of {','.join(METHODS)}, got {methods!r}")
+    return list(dict.fromkeys(names))
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text)
+
+
+def generate_for_fold(store: str, out_dir: str, *, mode: str, exclude_speakers: Sequence[str],
+                      include_utt_ids: Sequence[str], lambda_mi: float | None, n_items: int, min_mi: float,
+                      seed: int, storage_options: dict[str, Any] | None, generator_options: dict[str, Any],
+                      generate_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Fit a generator without the fold's test speakers and generate its shards (a Dask task)."""
+    from augment.fit import fit_generator
+    from augment.generate import generate
+
+    opts = dict(generator_options)
+    if lambda_mi is not None:
+        opts["lambda_mi"] = lambda_mi
+    model_dir = fit_generator(store, os.path.join(out_dir, "model"), mode=mode, exclude_speakers=tuple(exclude_speakers),
+                              include_utt_ids=list(include_utt_ids), seed=seed, storage_options=storage_options,
+                              progress=False, **opts)
+    res = generate(model_dir, os.path.join(out_dir, "shards"), n=int(n_items), min_mi=float(min_mi), seed=seed,
+                   storage_options=storage_options, progress=False, **(generate_options or {}))
+    return {"manifest": str(res.manifest_path), "n_items": int(res.n_items), "n_rejected": int(res.n_rejected)}
+
+
+def _run_generators(store_url: str, out: str, folds: Sequence[Fold], items, methods: Sequence[str], *, mode: str,
+                    n_per_fold: dict[str, int], min_mi: float | None, lambda_mi: float | None, seed: int,
+                    storage_options, generator_options: dict[str, Any], generate_options: dict[str, Any],
+                    client, progress: bool = False) -> dict[tuple[str, str], dict]:
+    from tqdm.auto import tqdm
+
+    jobs = []
+    for method in [m for m in methods if m in GENERATIVE]:
+        for fold in folds:
+            kwargs = dict(mode=mode, exclude_speakers=fold.test_speakers,
+                          include_utt_ids=items["utt_id"].iloc[fold.train].astype(str).tolist(),
+                          lambda_mi=0.0 if method == "cgan" else lambda_mi, n_items=n_per_fold[fold.name],
+                          min_mi=float(min_mi or 0.0) if method == "infogan" else 0.0,
+                          seed=derive_seed(seed, "generator", method, fold.name), storage_options=storage_options,
+                          generator_options=generator_options,
+                          generate_options=generate_options if method == "infogan" else {})
+            jobs.append(((method, fold.name), os.path.join(out, "generators", method, _slug(fold.name)), kwargs))
+    if not jobs:
+        return {}
+    log.info("fitting %d generators (%s)", len(jobs), "on the Dask cluster" if client is not None else "in-process")
+    bar = tqdm(total=len(jobs), desc="train compare: generators (one per method and fold)", disable=not progress)
+    if client is not None:
+        from distributed import as_completed
+
+        futures = [client.submit(generate_for_fold, store_url, d, pure=False, **kw) for _, d, kw in jobs]
+        for _ in as_completed(futures):
+            bar.update()
+        results = client.gather(futures)
+    else:
+        results = []
+        for _, d, kw in jobs:
+            results.append(generate_for_fold(store_url, d, **kw))
+            bar.update()
+    bar.close()
+    return {key: res for (key, _, _), res in zip(jobs, results)}
+
+
+def compare(store: str, out: str, *, methods: str | Sequence[str] = METHODS, n: str | int = "4x",
+            min_mi: float | None = None, mode: str = "ser", evaluation: str = "loso", classifier: str = "linear",
+            seed: int = 0, workers: int = 0, scheduler: str | None = None, lambda_mi: float | None = None,
+            storage_options: dict[str, Any] | None = None, classifier_options: dict[str, Any] | None = None,
+            generator_options: dict[str, Any] | None = None, generate_options: dict[str, Any] | None = None,
+            baseline_options: dict[str, dict[str, Any]] | None = None, progress: bool = False) -> CompareResult:
+    """Run every method on the same folds; write ``out/compare.json``, ``compare.md`` and plots."""
+    from tqdm.auto import tqdm
+
+    from augment.counts import parse_count
+    from featstore.dask_utils import dask_client
+
+    names = parse_methods(methods)
+    check_mode(mode)
+    cfg = ClassifierConfig.from_kwargs(kind=classifier, **(classifier_options or {}))
+    if min_mi is not None and not 0.0 <= float(min_mi) <= 1.0:
+        raise ConfigError(f"--min-mi: expected a number in [0, 1], got {min_mi}")
+    gen_opts = {"num_threads": 1, **(generator_options or {})}
+    if any(m in GENERATIVE for m in names):
+        from augment.config import FitConfig
+
+        FitConfig.from_kwargs(**gen_opts)  # fail before any work on a misspelt setting
+    t0 = time.perf_counter()
+    clear_store_cache()
+    with dask_client(workers=workers, scheduler=scheduler) as client:
+        real = load_real(store, mode=mode, storage_options=storage_options, client=client)
+        folds = make_folds(real.items, real.metadata, evaluation)
+        n_per_fold = {f.name: parse_count(n, len(f.train)) for f in folds}
+        generated = _run_generators(real.url, out, folds, real.items, names, mode=mode, n_per_fold=n_per_fold,
+                                    min_mi=min_mi, lambda_mi=lambda_mi, seed=seed, storage_options=storage_options,
+                                    generator_options=gen_opts, generate_options=dict(generate_options or {}),
+                                    client=client, progress=progress)
+        per_method: dict[str, list[FoldResult]] = {m: [] for m in names}
+        for fold in tqdm(folds, desc="train compare: classifiers per fold", disable=not progress):
+            base: TrainingSet = assemble(real, fold.train, None, mode=mode, rng=np.random.default_rng(0))
+            cls_seed = derive_seed(seed, "classifier", fold.name)
+            for method in names:
+                shards: list[str] = []
+                if method == "none":
+                    ts = base
+                elif method in BASELINES:
+                    x_syn, y_syn = augment_baseline(method, base.x_real, base.y_real, n_per_fold[fold.name],
+                                                    n_classes=len(real.labels), seed=derive_seed(seed, method, fold.name),
+                                                    **(baseline_options or {}).get(method, {}))
+                    ts = dataclasses.replace(base, x_syn=x_syn, y_syn=y_syn, combos={**base.combos, method: len(x_syn)})
+                else:
+                    info = generated[(method, fold.name)]
+                    _, kept = read_manifests([info["manifest"]], storage_options=storage_options)
+                    kept = assign_shards([fold], kept)[fold.name] if not kept.empty else kept
+                    synth = load_synthetic(kept, real.labels, mode=mode, audio_dim=real.audio_dim,
+                                           storage_options=storage_options, client=client)
+                    ts = assemble(real, fold.train, synth, mode=mode,
+                                  rng=np.random.default_rng(derive_seed(seed, "pairs", fold.name)))
+                    shards = synth.shards
+                per_method[method].append(evaluate_in_memory(real, fold, ts, cfg=cfg, seed=cls_seed, shards=shards))
+    config = {
+        "store": real.url, "store_content_hash": real.metadata.get("content_hash"), "corpus": corpus_name(real.metadata),
+        "methods": names, "n": str(n), "min_mi": min_mi, "mode": mode, "eval": evaluation, "seed": int(seed),
+        "lambda_mi": lambda_mi, "classifier": dataclasses.asdict(cfg), "generator_options": gen_opts,
+        "generate_options": dict(generate_options or {}),
+        "baseline_options": baseline_options or {},
+    }
+    table = _write_outputs(out, names, per_method, real.labels, config)
+    log.info("train compare: %d methods x %d folds in %.1f s", len(names), len(folds), time.perf_counter() - t0)
+    return CompareResult(os.path.join(out, "compare.json"), table, markdown_table(table, names))
+
+
+def _write_outputs(out: str, names: Sequence[str], per_method: dict[str, list[FoldResult]], labels: Sequence[str],
+                   config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    os.makedirs(out, exist_ok=True)
+    table: dict[str, dict[str, Any]] = {}
+    for method in names:
+        metrics = summarize(per_method[method], labels, {**config, "method": method})
+        write_metrics(os.path.join(out, method), metrics, title=f"{method}: UAR {metrics['uar_mean']:.3f} ± {metrics['uar_std']:.3f}")
+        table[method] = {
+            "uar_mean": metrics["uar_mean"], "uar_std": metrics["uar_std"], "uar_pooled": metrics["uar_pooled"],
+            "wa": metrics["wa"], "macro_f1": metrics["macro_f1"],
+            "fold_uar": {f["name"]: f["uar"] for f in metrics["folds"]},
+            "folds": [{k: f[k] for k in ("name", "test_speakers", "uar", "n_train_real", "n_train_synthetic")}
+                      for f in metrics["folds"]],
+            "metrics": f"{method}/metrics.json",
+        }
+    if "none" in table:
+        for method in names:
+            table[method]["delta_vs_none"] = round(table[method]["uar_mean"] - table["none"]["uar_mean"], 6)
+    _dump(os.path.join(out, "compare.json"), table)
+    _dump(os.path.join(out, "config.json"), config)
+    with open(os.path.join(out, "compare.md"), "w") as fh:
+        fh.write(markdown_table(table, names) + "\n")
+    plot_bars(list(names), [table[m]["uar_mean"] for m in names], [table[m]["uar_std"] for m in names],
+              os.path.join(out, "compare.png"), chance=1.0 / len(labels))
+    return table
+
+
+def _dump(path: str, obj: Any) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as fh:
+        json.dump(obj, fh, sort_keys=True, indent=2)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def markdown_table(table: dict[str, dict[str, Any]], names: Sequence[str]) -> str:
+    lines = ["| method | UAR (mean ± std) | Δ vs none (points) | WA | macro-F1 | synthetic rows / fold |",
+             "|---|---|---|---|---|---|"]
+    for m in names:
+        r = table[m]
+        delta = f"{100 * r['delta_vs_none']:+.1f}" if "delta_vs_none" in r else "n/a"
+        syn = np.mean([f["n_train_synthetic"] for f in r["folds"]]) if r["folds"] else 0
+        lines.append(f"| {m} | {r['uar_mean']:.3f} ± {r['uar_std']:.3f} | {delta} | {r['wa']:.3f} | {r['macro_f1']:.3f} | {syn:.0f} |")
+    return "\n".join(lines)

@@ -1,0 +1,139 @@
+"""One fold, trained and tested; fold results summarised into ``metrics.json`` + a confusion PNG.
+
+``metrics.json`` (sorted keys, floats rounded to 6 digits, no timings or absolute output
+paths, so the same seed gives the same bytes):
+
+* ``uar_mean``, ``uar_std`` — mean and population std of the per-fold UARs (the headline);
+* ``uar_pooled``, ``wa``, ``macro_f1``, ``confusion`` — over all folds' test predictions pooled;
+* ``wa_mean``, ``macro_f1_mean`` — per-fold means;
+* ``folds`` — per fold: ``name``, ``test_speakers``, ``uar``, ``wa``, ``macro_f1``, ``n_test``,
+  ``n_train_real``, ``n_train_synthetic``, ``combinations`` (rows per input combination),
+  ``synthetic_shards``, ``confusion``;
+* ``labels`` (class order of the confusion matrices), ``chance_uar``, ``config``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from train.classifier import ClassifierConfig, Standardizer, fit_in_memory, fit_streaming, predict, targets
+from train.dataset import RealData, TrainingSet
+from train.folds import Fold
+from train.loaders import BlockStream, Source, load_rows, row_moments
+from train.metrics import confusion, plot_confusion, summary
+
+log = logging.getLogger(__name__)
+
+METRICS_NAME = "metrics.json"
+CONFUSION_NAME = "confusion.png"
+
+
+@dataclass
+class FoldResult:
+    name: str
+    test_speakers: tuple[str, ...]
+    confusion: np.ndarray
+    n_train_real: int
+    n_train_synthetic: int
+    combos: dict[str, int] = field(default_factory=dict)
+    shards: list[str] = field(default_factory=list)
+
+    @property
+    def uar(self) -> float:
+        return summary(self.confusion)["uar"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "test_speakers": list(self.test_speakers), **summary(self.confusion),
+            "n_test": int(self.confusion.sum()), "n_train_real": int(self.n_train_real),
+            "n_train_synthetic": int(self.n_train_synthetic), "combinations": dict(self.combos),
+            "synthetic_shards": list(self.shards), "confusion": self.confusion.tolist(),
+        }
+
+
+def evaluate_in_memory(real: RealData, fold: Fold, ts: TrainingSet, *, cfg: ClassifierConfig, seed: int,
+                       shards: Sequence[str] = ()) -> FoldResult:
+    """Fit on the fold's (standardised) real + synthetic rows, test on its held-out items."""
+    k = len(real.labels)
+    x = np.concatenate([ts.x_real, ts.x_syn]) if ts.n_syn else ts.x_real
+    y = np.concatenate([targets(ts.y_real, k), targets(ts.y_syn, k)]) if ts.n_syn else ts.y_real
+    w = np.concatenate([np.ones(ts.n_real, np.float32), np.full(ts.n_syn, cfg.synthetic_weight, np.float32)])
+    model = fit_in_memory(x, y, w, n_classes=k, cfg=cfg, seed=seed)
+    pred = predict(model, ts.scaler.transform(real.features(fold.test)), num_threads=cfg.num_threads)
+    cm = confusion(real.y[fold.test], pred, k)
+    result = FoldResult(fold.name, fold.test_speakers, cm, ts.n_real, ts.n_syn, ts.combos, list(shards))
+    log.info("fold %s: UAR %.3f (%d real + %d synthetic training rows, %d test)", fold.name, result.uar,
+             ts.n_real, ts.n_syn, len(fold.test))
+    return result
+
+
+def evaluate_streaming(real: RealData, fold: Fold, synthetic_sources: Sequence[Source], *, columns: tuple[str, ...],
+                       cfg: ClassifierConfig, seed: int, scheduler: str = "threads", client=None,
+                       num_workers: int = 0, combos: dict[str, int] | None = None,
+                       shards: Sequence[str] = ()) -> FoldResult:
+    """The same, for data too large to hold: statistics by a Dask reduction, training on a BlockStream."""
+    rows = real.items["row"].to_numpy()
+    train_src = Source(real.url, columns, rows[fold.train], real.y[fold.train], storage_options=real.storage_options,
+                       token=real.token)
+    scaler = Standardizer.from_moments(*row_moments([train_src], scheduler=scheduler, client=client))
+    stream = BlockStream([train_src, *synthetic_sources], batch_size=cfg.batch_size, seed=seed,
+                         scheduler=scheduler, client=client)
+    k = len(real.labels)
+    model = fit_streaming(stream, scaler, n_classes=k, cfg=cfg, seed=seed, num_workers=num_workers)
+    test_src = Source(real.url, columns, rows[fold.test], real.y[fold.test], storage_options=real.storage_options,
+                      token=real.token)
+    pred = predict(model, scaler.transform(load_rows(test_src, scheduler=scheduler, client=client)), num_threads=cfg.num_threads)
+    n_syn = int(sum(s.n_rows for s in synthetic_sources))
+    result = FoldResult(fold.name, fold.test_speakers, confusion(real.y[fold.test], pred, k), len(fold.train), n_syn,
+                        dict(combos or {}), list(shards))
+    log.info("fold %s (streamed): UAR %.3f (%d real + %d synthetic training rows)", fold.name, result.uar,
+             len(fold.train), n_syn)
+    return result
+
+
+def round_floats(obj: Any, ndigits: int = 6) -> Any:
+    if isinstance(obj, float):
+        return round(obj, ndigits) if np.isfinite(obj) else None
+    if isinstance(obj, (np.floating,)):
+        return round_floats(float(obj), ndigits)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, dict):
+        return {str(k): round_floats(v, ndigits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [round_floats(v, ndigits) for v in obj]
+    return obj
+
+
+def summarize(results: Sequence[FoldResult], labels: Sequence[str], config: dict[str, Any]) -> dict[str, Any]:
+    folds = [r.to_json() for r in results]
+    uars = np.array([f["uar"] for f in folds], dtype=np.float64)
+    pooled = np.sum([r.confusion for r in results], axis=0)
+    ps = summary(pooled)
+    return round_floats({
+        "uar_mean": float(np.mean(uars)), "uar_std": float(np.std(uars)), "uar_pooled": ps["uar"],
+        "wa": ps["wa"], "macro_f1": ps["macro_f1"],
+        "wa_mean": float(np.mean([f["wa"] for f in folds])), "macro_f1_mean": float(np.mean([f["macro_f1"] for f in folds])),
+        "confusion": pooled.tolist(), "labels": list(labels), "chance_uar": 1.0 / len(labels),
+        "n_folds": len(folds), "folds": folds, "config": config,
+    })
+
+
+def write_metrics(out_dir: str, metrics: dict[str, Any], *, title: str = "") -> str:
+    """``out_dir/metrics.json`` (written atomically) and ``out_dir/confusion.png``; returns the JSON path."""
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, METRICS_NAME)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as fh:
+        json.dump(metrics, fh, sort_keys=True, indent=2)
+        fh.write("\n")
+    os.replace(tmp, path)
+    label = title or f"UAR {metrics['uar_mean']:.3f} ± {metrics['uar_std']:.3f} ({metrics['n_folds']} folds)"
+    plot_confusion(np.asarray(metrics["confusion"]), metrics["labels"], os.path.join(out_dir, CONFUSION_NAME), title=label)
+    return path

@@ -1,0 +1,146 @@
+"""``train fit``: evaluate a classifier on real (+ synthetic) features under LOSO or the official split.
+
+Synthetic manifests are read first (shards below ``min_mi`` are dropped without being
+opened) and checked for leakage per fold: a fold uses only the shards whose generator saw
+none of its test speakers, and the run is refused (:class:`LeakageError`) when a fold has
+no such shard or a shard suits no fold — see :func:`train.folds.assign_shards`.
+
+Data that fits ``max_memory_mb`` is read once (block tasks through Dask) and trained on in
+memory; larger data is streamed per fold through :class:`~train.loaders.BlockStream`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from featstore.errors import ConfigError
+from train.classifier import ClassifierConfig
+from train.dataset import RealData, assemble, check_mode, load_real, real_items, store_columns
+from train.experiment import FoldResult, evaluate_in_memory, evaluate_streaming, summarize, write_metrics
+from train.folds import assign_shards, corpus_name, make_folds
+from train.loaders import cached_store, clear_store_cache
+from train.seeds import derive_seed
+from train.synthetic import SOURCE_HASH_COLUMN, load_synthetic, read_manifests, shard_sources
+
+log = logging.getLogger(__name__)
+
+LOADERS = ("auto", "memory", "stream")
+
+
+@dataclass
+class FitResult:
+    metrics_path: str
+    metrics: dict[str, Any]
+
+    @property
+    def message(self) -> str:
+        m = self.metrics
+        return (f"UAR {m['uar_mean']:.3f} ± {m['uar_std']:.3f} over {m['n_folds']} folds "
+                f"(WA {m['wa']:.3f}, macro-F1 {m['macro_f1']:.3f}, chance {m['chance_uar']:.3f}) -> {self.metrics_path}")
+
+
+def select_shards(folds, manifests: Sequence[str], *, min_mi: float | None, store_hash: str | None,
+                  storage_options: dict[str, Any] | None = None) -> dict[str, pd.DataFrame]:
+    """Per fold, the manifest rows it may use (leakage-checked, then MI-filtered)."""
+    all_rows, kept = read_manifests(manifests, min_mi=min_mi, storage_options=storage_options)
+    if all_rows.empty:
+        return {f.name: kept for f in folds}
+    per_fold = assign_shards(folds, all_rows)
+    if SOURCE_HASH_COLUMN in all_rows.columns and store_hash:
+        other = sorted(set(all_rows[SOURCE_HASH_COLUMN].astype(str)) - {store_hash})
+        if other:
+            log.warning("synthetic shards were generated from another store (content hash %s, this store %s): "
+                        "speaker names are compared as given", other[0][:12], store_hash[:12])
+    keep = set(kept["path_abs"].astype(str))
+    out = {name: df[df["path_abs"].astype(str).isin(keep)] for name, df in per_fold.items()}
+    for name, df in out.items():
+        if df.empty:
+            log.warning("fold %s: every synthetic shard it may use is below --min-mi %s; it trains on real data only", name, min_mi)
+    return out
+
+
+def _estimate_bytes(store, columns: tuple[str, ...], per_fold: dict[str, pd.DataFrame], mode: str) -> int:
+    dim = sum(store.dim(c) or 1 for c in columns)
+    n_syn = max([int(df["n_items"].sum()) if "n_items" in df else 0 for df in per_fold.values()] or [0])
+    factor = 3 if mode == "multimodal" else 1
+    return 4 * dim * (store.n_items + factor * n_syn)
+
+
+def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser", evaluation: str = "loso",
+        classifier: str = "linear", seed: int = 0, min_mi: float | None = None, loader: str = "auto",
+        max_memory_mb: float = 2048.0, workers: int = 0, scheduler: str | None = None, loader_workers: int = 0,
+        storage_options: dict[str, Any] | None = None, classifier_options: dict[str, Any] | None = None,
+        progress: bool = False) -> FitResult:
+    """Train and evaluate per fold; write ``out/metrics.json`` and ``out/confusion.png``."""
+    from featstore.dask_utils import dask_client
+
+    check_mode(mode)
+    if loader not in LOADERS:
+        raise ConfigError(f"--loader: expected one of {', '.join(LOADERS)}, got {loader!r}")
+    if min_mi is not None and not 0.0 <= float(min_mi) <= 1.0:
+        raise ConfigError(f"--min-mi: expected a number in [0, 1], got {min_mi}")
+    cfg = ClassifierConfig.from_kwargs(kind=classifier, **(classifier_options or {}))
+    t0 = time.perf_counter()
+    clear_store_cache()  # a store rewritten at the same path since the last call must be reread
+    real_store = cached_store(store, storage_options)
+    columns = store_columns(real_store, mode)
+    items, labels, y = real_items(real_store)
+    folds = make_folds(items, real_store.metadata, evaluation)
+    per_fold = select_shards(folds, list(synthetic), min_mi=min_mi, store_hash=real_store.metadata.get("content_hash"),
+                             storage_options=storage_options)
+    stream = loader == "stream" or (loader == "auto" and _estimate_bytes(real_store, columns, per_fold, mode) > max_memory_mb * 2**20)
+    from tqdm.auto import tqdm
+
+    results: list[FoldResult] = []
+    with dask_client(workers=workers, scheduler=scheduler) as client:
+        if stream:
+            # features stay on disk: only the item table is held
+            real = RealData(real_store.url, items, labels, y, np.zeros((0, real_store.dim("audio")), np.float32),
+                            None, dict(real_store.metadata), storage_options)
+            for fold in tqdm(folds, desc="train fit: folds (streamed)", disable=not progress):
+                shards = per_fold[fold.name]
+                sources, combos = [], {("h+t" if mode == "multimodal" else "h"): len(fold.train)}
+                if not shards.empty:
+                    syn_cols = ("audio",) if mode == "ser" else ("audio", "text")
+                    sources = shard_sources(shards, labels, columns=syn_cols, storage_options=storage_options,
+                                            weight=cfg.synthetic_weight)
+                    combos["hhat" if mode == "ser" else "hhat+t"] = sum(s.n_rows for s in sources)
+                    if mode == "multimodal":
+                        if all(cached_store(p, storage_options).has("text_pred") for p in shards["path_abs"]):
+                            pred = shard_sources(shards, labels, columns=("audio", "text_pred"),
+                                                 storage_options=storage_options, weight=cfg.synthetic_weight)
+                            combos["hhat+t_pred"] = sum(s.n_rows for s in pred)
+                            sources += pred
+                        log.warning("streamed multimodal training leaves out (h, t'), which pairs rows of two stores; "
+                                    "use --loader memory for all four combinations")
+                results.append(evaluate_streaming(real, fold, sources, columns=columns, cfg=cfg,
+                                                  seed=derive_seed(seed, "classifier", fold.name), client=client,
+                                                  num_workers=loader_workers, combos=combos,
+                                                  shards=shards["path_abs"].astype(str).tolist() if not shards.empty else []))
+        else:
+            real = load_real(real_store.url, mode=mode, storage_options=storage_options, client=client)
+            for fold in tqdm(folds, desc="train fit: folds", disable=not progress):
+                shards = per_fold[fold.name]
+                synth = load_synthetic(shards, labels, mode=mode, audio_dim=real.audio_dim,
+                                       storage_options=storage_options, client=client)
+                ts = assemble(real, fold.train, synth, mode=mode, rng=np.random.default_rng(derive_seed(seed, "pairs", fold.name)))
+                results.append(evaluate_in_memory(real, fold, ts, cfg=cfg, seed=derive_seed(seed, "classifier", fold.name),
+                                                  shards=synth.shards))
+    config = {
+        "store": real_store.url, "store_content_hash": real_store.metadata.get("content_hash"),
+        "corpus": corpus_name(real_store.metadata), "mode": mode, "eval": evaluation, "seed": int(seed),
+        "classifier": {k: v for k, v in dataclasses.asdict(cfg).items()}, "synthetic": [str(s) for s in synthetic],
+        "min_mi": min_mi, "loader": "stream" if stream else "memory",
+    }
+    metrics = summarize(results, labels, config)
+    path = write_metrics(out, metrics)
+    log.info("train fit: %d folds in %.1f s", len(folds), time.perf_counter() - t0)
+    return FitResult(path, metrics)
+

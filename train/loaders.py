@@ -1,0 +1,307 @@
+"""Dask-parallel readers for feature stores and synthetic shards.
+
+Every read is one Dask task per chunk-aligned block (a whole number of store chunks,
+about ``block_bytes`` each): never per-row random reads. Rows a fold does not use are
+dropped from a block in memory, after the read; blocks holding no wanted row are not read.
+
+* :func:`load_rows` materialises a selection (small stores, test sets, synthetic shards);
+* :func:`row_moments` reduces blocks to per-feature sums (standardisation of large data);
+* :class:`BlockStream` streams shuffled torch batches: block order is permuted per epoch,
+  blocks are computed through Dask a window ahead on a background thread, and a
+  :class:`~train.shuffle.ShuffleBuffer` of whole blocks mixes rows across blocks.
+
+DataLoader workers, if any, must start with the spawn method (forking a process after
+Dask's or zarr's threads have started can deadlock): use :func:`make_loader`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from train.seeds import derive_seed
+from train.shuffle import ShuffleBuffer
+
+log = logging.getLogger(__name__)
+
+#: Default size of one read task (rounded to whole chunks).
+BLOCK_BYTES = 8 << 20
+
+_STORES: dict[tuple[str, str], tuple[str | None, Any]] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def store_token(store) -> str | None:
+    """What identifies a store's contents (its content hash), so caches notice a rewritten store."""
+    return store.metadata.get("content_hash") or store.metadata.get("plan_fingerprint")
+
+
+def cached_store(url: str, storage_options: dict[str, Any] | None = None, token: str | None = None):
+    """A per-process open :class:`~featstore.store.FeatureStore` (opening parses the item table).
+
+    With ``token`` (see :func:`store_token`), a cached store whose token differs — the path
+    was rewritten since — is reopened; Dask worker processes keep their cache between runs.
+    """
+    from featstore.store import open_store
+
+    key = (str(url), json.dumps(storage_options or {}, sort_keys=True, default=str))
+    with _STORES_LOCK:
+        cached = _STORES.get(key)
+        if cached is not None and (token is None or cached[0] == token):
+            return cached[1]
+        if cached is not None:
+            cached[1].close()
+        store = open_store(url, storage_options=storage_options)
+        _STORES[key] = (store_token(store), store)
+        return store
+
+
+def clear_store_cache() -> None:
+    with _STORES_LOCK:
+        for _, store in _STORES.values():
+            store.close()
+        _STORES.clear()
+
+
+@dataclass
+class Source:
+    """Rows of one store to read: arrays concatenated along features, raw row ids, labels."""
+
+    url: str
+    columns: tuple[str, ...]
+    rows: np.ndarray
+    labels: np.ndarray
+    weight: float = 1.0
+    storage_options: dict[str, Any] | None = None
+    token: str | None = None  # the store's content hash (see store_token)
+
+    def __post_init__(self):
+        self.columns = tuple(self.columns)
+        self.rows = np.asarray(self.rows, dtype=np.int64)
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        if len(self.rows) != len(self.labels):
+            raise ValueError(f"{self.url}: expected one label per row, got {len(self.labels)} labels for {len(self.rows)} rows")
+        if len(self.rows) > 1 and np.any(np.diff(self.rows) <= 0):
+            raise ValueError(f"{self.url}: Source rows must be strictly ascending")
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.rows)
+
+
+@dataclass(frozen=True)
+class Block:
+    """Raw rows [start, stop) of source ``source``; its wanted rows are ``rows[lo:hi]``."""
+
+    source: int
+    start: int
+    stop: int
+    lo: int
+    hi: int
+
+
+def feature_dim(source: Source) -> int:
+    store = cached_store(source.url, source.storage_options, source.token)
+    return int(sum(store.dim(c) or 1 for c in source.columns))
+
+
+def plan_blocks(sources: Sequence[Source], *, block_rows: int | None = None,
+                block_bytes: int = BLOCK_BYTES) -> list[Block]:
+    """Chunk-aligned blocks holding at least one wanted row, in source and row order."""
+    blocks: list[Block] = []
+    for si, src in enumerate(sources):
+        if src.n_rows == 0:
+            continue
+        store = cached_store(src.url, src.storage_options, src.token)
+        chunk = store.chunk_rows
+        if block_rows is None:
+            row_bytes = 4 * feature_dim(src)
+            step = chunk * max(1, block_bytes // max(1, chunk * row_bytes))
+        else:
+            step = chunk * max(1, -(-int(block_rows) // chunk))
+        starts = np.unique((src.rows // step) * step)
+        bounds = np.searchsorted(src.rows, np.append(starts, starts[-1] + step))
+        for k, start in enumerate(starts.tolist()):
+            blocks.append(Block(si, start, min(store.n_rows, start + step), int(bounds[k]), int(bounds[k + 1])))
+    return blocks
+
+
+def read_block(url: str, storage_options: dict[str, Any] | None, token: str | None, columns: tuple[str, ...],
+               start: int, stop: int, local_rows: np.ndarray | None) -> np.ndarray:
+    """The Dask task: contiguous reads of rows [start, stop), wanted rows kept, columns joined."""
+    store = cached_store(url, storage_options, token)
+    parts = []
+    for name in columns:
+        block = store.read_rows(name, start, stop)
+        block = block.reshape(len(block), -1)
+        parts.append(block if local_rows is None else block[local_rows])
+    out = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def _block_task(src: Source, blk: Block):
+    import dask
+
+    local = src.rows[blk.lo: blk.hi] - blk.start
+    if len(local) == blk.stop - blk.start:
+        local = None  # every row of the block is wanted: no gather
+    return dask.delayed(read_block, pure=False)(src.url, src.storage_options, src.token, src.columns, blk.start, blk.stop, local)
+
+
+def _compute(tasks: list, *, scheduler: str, client=None) -> list:
+    import dask
+
+    if not tasks:
+        return []
+    if client is not None:
+        return client.gather(client.compute(tasks))
+    return list(dask.compute(*tasks, scheduler=scheduler))
+
+
+def load_rows(source: Source, *, scheduler: str = "threads", client=None, block_rows: int | None = None,
+              block_bytes: int = BLOCK_BYTES) -> np.ndarray:
+    """All wanted rows of ``source`` as one (n, D) float32 array, in ``source.rows`` order."""
+    blocks = plan_blocks([source], block_rows=block_rows, block_bytes=block_bytes)
+    if not blocks:
+        return np.zeros((0, feature_dim(source)), dtype=np.float32)
+    parts = _compute([_block_task(source, b) for b in blocks], scheduler=scheduler, client=client)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+
+
+def _moments_of(x: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    x64 = x.astype(np.float64, copy=False)
+    return len(x), x64.sum(axis=0), np.square(x64).sum(axis=0)
+
+
+def row_moments(sources: Sequence[Source], *, scheduler: str = "threads", client=None,
+                block_rows: int | None = None) -> tuple[int, np.ndarray, np.ndarray]:
+    """(count, per-feature sum, per-feature sum of squares) over all wanted rows, in float64."""
+    import dask
+
+    blocks = plan_blocks(sources, block_rows=block_rows)
+    tasks = [dask.delayed(_moments_of, pure=False)(_block_task(sources[b.source], b)) for b in blocks]
+    parts = _compute(tasks, scheduler=scheduler, client=client)
+    dim = feature_dim(sources[0])
+    total = (0, np.zeros(dim), np.zeros(dim))
+    for n, s, ss in parts:
+        total = (total[0] + n, total[1] + s, total[2] + ss)
+    return total
+
+
+@dataclass
+class BlockStream(torch.utils.data.IterableDataset):
+    """Shuffled (x float32, y int64, w float32) torch batches over ``sources``, one epoch per iteration.
+
+    Each row of every source comes out exactly once per epoch. ``seed`` and the epoch
+    (:meth:`set_epoch`) fix the order; the worker count of a DataLoader does not change
+    which rows form an epoch, only how blocks are split among workers.
+    """
+
+    sources: list[Source]
+    batch_size: int = 512
+    buffer_blocks: int = 8
+    prefetch_blocks: int = 8
+    seed: int = 0
+    block_rows: int | None = None
+    block_bytes: int = BLOCK_BYTES
+    scheduler: str = "threads"
+    drop_last: bool = False
+    client: Any = field(default=None, repr=False)
+    epoch: int = 0
+
+    def __post_init__(self):
+        super().__init__()
+        self._blocks: list[Block] | None = None
+
+    def __getstate__(self):  # a Dask client does not travel to spawned DataLoader workers
+        state = dict(self.__dict__)
+        state["client"] = None
+        return state
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    @property
+    def blocks(self) -> list[Block]:
+        if self._blocks is None:
+            self._blocks = plan_blocks(self.sources, block_rows=self.block_rows, block_bytes=self.block_bytes)
+        return self._blocks
+
+    @property
+    def n_rows(self) -> int:
+        return int(sum(s.n_rows for s in self.sources))
+
+    @property
+    def dim(self) -> int:
+        return feature_dim(self.sources[0])
+
+    def _my_blocks(self) -> tuple[list[Block], int]:
+        blocks = self.blocks
+        order = np.random.default_rng(derive_seed(self.seed, "blocks", self.epoch)).permutation(len(blocks))
+        info = torch.utils.data.get_worker_info()
+        worker = 0
+        if info is not None and info.num_workers > 1:
+            order, worker = order[info.id:: info.num_workers], info.id
+        return [blocks[i] for i in order.tolist()], worker
+
+    def _fetch(self, blocks: list[Block]) -> Iterator[tuple[Block, np.ndarray]]:
+        """Blocks in the given order, computed through Dask a window or two ahead."""
+        window = max(1, int(self.prefetch_blocks))
+        in_worker = torch.utils.data.get_worker_info() is not None  # a DataLoader process has no client
+        client = None if in_worker else self.client
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mirage-prefetch")
+        pending: deque = deque()
+        groups = [blocks[i: i + window] for i in range(0, len(blocks), window)]
+
+        def submit(group):
+            tasks = [_block_task(self.sources[b.source], b) for b in group]
+            return pool.submit(_compute, tasks, scheduler=self.scheduler, client=client)
+
+        try:
+            nxt = 0
+            while nxt < len(groups) and len(pending) < 2:
+                pending.append((groups[nxt], submit(groups[nxt])))
+                nxt += 1
+            while pending:
+                group, fut = pending.popleft()
+                if nxt < len(groups):
+                    pending.append((groups[nxt], submit(groups[nxt])))
+                    nxt += 1
+                yield from zip(group, fut.result())
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        blocks, worker = self._my_blocks()
+        rng = np.random.default_rng(derive_seed(self.seed, "rows", self.epoch, worker))
+        buf = ShuffleBuffer(batch_size=self.batch_size, capacity_blocks=self.buffer_blocks, rng=rng)
+        weights = [np.float32(s.weight) for s in self.sources]
+        for blk, x in self._fetch(blocks):
+            src = self.sources[blk.source]
+            y = src.labels[blk.lo: blk.hi]
+            buf.add((x, y, np.full(len(y), weights[blk.source], dtype=np.float32)))
+            for xb, yb, wb in buf.batches(final=False):
+                yield torch.from_numpy(xb), torch.from_numpy(yb), torch.from_numpy(wb)
+        for xb, yb, wb in buf.batches(final=True, drop_last=self.drop_last):
+            yield torch.from_numpy(xb), torch.from_numpy(yb), torch.from_numpy(wb)
+
+
+def make_loader(stream: BlockStream, *, num_workers: int = 0) -> torch.utils.data.DataLoader:
+    """A DataLoader over a :class:`BlockStream` (which already yields batches).
+
+    Workers, if any, start with the spawn method and split the blocks between them.
+    """
+    kwargs: dict[str, Any] = {}
+    if num_workers > 0:
+        import multiprocessing
+
+        kwargs["multiprocessing_context"] = multiprocessing.get_context("spawn")
+    return torch.utils.data.DataLoader(stream, batch_size=None, num_workers=int(num_workers), **kwargs)
