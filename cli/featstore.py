@@ -37,7 +37,7 @@ def extractors():
 @click.option("--format", "format_", type=click.Choice(["zarr", "hdf5"]), default="zarr", show_default=True)
 @click.option("--audio-model", default="logmel", show_default=True, help="logmel, egemaps, or a HF model id/path.")
 @click.option("--audio-layer", type=int, default=None, help="Hidden layer of a HF audio model (default: last).")
-@click.option("--pooling", type=click.Choice(["mean", "meanstd"]), default="mean", show_default=True)
+@click.option("--pooling", type=click.Choice(["mean", "meanstd"]), default=None, help="Pooling over frames (default: the extractor's own; logmel meanstd, models mean).")
 @click.option("--text-model", default="minilm", show_default=True, help="minilm, none, or a HF model id/path.")
 @click.option("--text-layer", type=int, default=None, help="Hidden layer of a HF text model (default: last).")
 @click.option("--batch-size", type=int, default=8, show_default=True)

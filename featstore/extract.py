@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator
 
@@ -90,12 +90,21 @@ def embed_decoded(unit: DecodedUnit, audio_ex, text_ex, *, batch_size: int) -> t
 
 
 def embed_unit(rows: pd.DataFrame, start: int, stop: int, audio_ex, text_ex, *, batch_size: int, strict: bool,
-               torch_threads: int | None = None):
-    """Decode + embed one unit; the Dask task body. Returns (start, stop, values, status, skipped)."""
+               torch_threads: int | None = None, host_procs: dict[str, int] | None = None):
+    """Decode + embed one unit; the Dask task body. Returns (start, stop, values, status, skipped).
+
+    On a Dask worker without ``torch_threads``, torch gets the worker's share of its host's
+    CPUs (``host_procs``: worker processes per host). Models are loaded once per process
+    (:func:`featstore.extractors.get_loaded`), not once per task."""
+    if torch_threads is None and host_procs is not None:
+        from featstore.dask_utils import worker_torch_threads
+
+        torch_threads = worker_torch_threads(host_procs)
     if torch_threads:
         import torch
 
-        torch.set_num_threads(torch_threads)
+        if torch.get_num_threads() != torch_threads:
+            torch.set_num_threads(torch_threads)
     unit = decode_unit(rows, start, stop, audio_ex.sample_rate, strict=strict)
     values, status = embed_decoded(unit, audio_ex, text_ex, batch_size=batch_size)
     return start, stop, values, status, unit.skipped
@@ -117,25 +126,50 @@ def _local_units(writer: StoreWriter, units, audio_ex, text_ex, *, batch_size: i
 
 
 def _dask_units(writer: StoreWriter, units, audio_ex, text_ex, *, batch_size: int, strict: bool, client) -> Iterator:
-    from distributed import as_completed
+    """One task per unit; results come back to this process's single writer as they finish.
 
-    n_workers = max(1, len(client.scheduler_info().get("workers", {})))
-    threads = max(1, (os.cpu_count() or 1) // n_workers)
+    A worker that dies takes its tasks with it and the scheduler reruns them elsewhere, so
+    no unit is lost or written twice. If the cluster cannot finish (a unit keeps killing
+    workers, or no worker is left for ``MIRAGE_DASK_WAIT_S`` seconds), a ClusterError says
+    so and a rerun resumes from the units already written."""
+    from distributed import wait
+
+    from featstore.dask_utils import cluster_failure, host_processes, watch_workers
+
+    procs = host_processes(client)
     plan = writer.plan
+    run = uuid.uuid4().hex[:8]  # a rerun must not meet the keys of a run the scheduler is still forgetting
     futures = [client.submit(embed_unit, plan.iloc[s:e], s, e, audio_ex, text_ex, batch_size=batch_size, strict=strict,
-                             torch_threads=threads, key=f"embed-{writer.fingerprint[:8]}-{s}", retries=2, pure=False)
+                             host_procs=procs, key=f"embed-{writer.fingerprint[:8]}-{run}-{s}", retries=2, pure=False)
                for s, e in units]
+    pending, watchdog = set(futures), watch_workers(client)
     try:
-        for fut in as_completed(futures):
-            yield fut.result()
-            fut.release()
+        while pending:
+            try:
+                done, pending = wait(pending, timeout=2.0, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                done = set()
+            except Exception as exc:
+                raise (cluster_failure(exc, "the extraction") or exc) from exc
+            if not done:
+                watchdog()
+            for fut in sorted(done, key=lambda f: str(f.key)):
+                try:
+                    result = fut.result()
+                except Exception as exc:
+                    err = cluster_failure(exc, f"unit {fut.key}")
+                    if err is None:
+                        raise
+                    raise err from exc
+                fut.release()
+                yield result
     finally:
         for fut in futures:
             fut.cancel()
 
 
 def extract(corpus: str | pd.DataFrame, *, store: str, root: str | None = None, audio_model: str = "logmel",
-            audio_layer: int | None = None, pooling: str = "mean", text_model: str | None = "minilm",
+            audio_layer: int | None = None, pooling: str | None = None, text_model: str | None = "minilm",
             text_layer: int | None = None, format: str = "zarr", batch_size: int = 8, chunk_rows: int | None = None,
             workers: int = 0, scheduler: str | None = None, strict: bool = False, overwrite: bool = False,
             storage_options: dict[str, Any] | None = None, device: str = "cpu", cache_dir: str | None = None,

@@ -6,17 +6,24 @@ from typing import Any
 
 from featstore.errors import StoreIncompleteError, StoreNotFoundError
 from featstore.store.base import SCHEMA_VERSION, FeatureStore, verify_store
-from featstore.store.location import Location
+from featstore.store.location import Location, ObjectStoreError, storage_errors
 from featstore.store.writer import FORMATS, StoreWriter, write_store
 
-__all__ = ["FeatureStore", "StoreWriter", "open_store", "write_store", "verify", "verify_store", "detect_format", "FORMATS", "SCHEMA_VERSION"]
+__all__ = ["FeatureStore", "StoreWriter", "open_store", "write_store", "verify", "verify_store", "detect_format",
+           "FORMATS", "SCHEMA_VERSION", "ObjectStoreError"]
 
 
 def detect_format(url: str, storage_options: dict[str, Any] | None = None) -> str | None:
     """"zarr", "hdf5", "partial" (an unfinished extraction) or None (nothing there)."""
+    with storage_errors(url, storage_options):
+        return _detect_format(url, storage_options)
+
+
+def _detect_format(url: str, storage_options: dict[str, Any] | None) -> str | None:
     from featstore.store.zarr_store import ZarrBackend
 
     loc = Location(url, storage_options)
+    loc.check_bucket()
     if loc.fs.isfile(loc.path):
         return "hdf5"
     if ZarrBackend.is_store(loc):
@@ -28,6 +35,11 @@ def detect_format(url: str, storage_options: dict[str, Any] | None = None) -> st
 
 def open_store(url: str, *, storage_options: dict[str, Any] | None = None, allow_incomplete: bool = False) -> FeatureStore:
     """Open a finished store for reading."""
+    with storage_errors(url, storage_options):
+        return _open_store(url, storage_options, allow_incomplete)
+
+
+def _open_store(url: str, storage_options: dict[str, Any] | None, allow_incomplete: bool) -> FeatureStore:
     from featstore.store.hdf5_store import Hdf5Backend
     from featstore.store.zarr_store import ZarrBackend
 
@@ -48,6 +60,11 @@ def verify(url: str, *, storage_options: dict[str, Any] | None = None) -> dict[s
     """Check a store. Returns ``{"path", "state", "problems", ...}``; ``state`` is "complete"
     or "incomplete" (an interrupted extraction that a rerun will finish). An incomplete store
     is healthy when its written units are consistent."""
+    with storage_errors(url, storage_options):
+        return _verify(url, storage_options)
+
+
+def _verify(url: str, storage_options: dict[str, Any] | None) -> dict[str, Any]:
     import json
 
     import numpy as np

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from featstore.store.location import Location, filesystem, is_remote
+from featstore.store.location import Location, filesystem, is_object_store, is_remote
 
 BLOB_PREFIX = "_blob_"
 
@@ -82,9 +82,12 @@ def write_hdf5_from(source, url: str, storage_options: dict[str, Any] | None = N
                     f.create_dataset(BLOB_PREFIX + blob, data=np.frombuffer(data, dtype=np.uint8))
         if is_remote(url):
             fs, path = filesystem(url, storage_options)
-            part = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-            fs.put(tmp, part)
-            fs.mv(part, path)
+            if is_object_store(url):  # an upload becomes visible whole, never half-written
+                fs.put_file(tmp, path)
+            else:
+                part = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+                fs.put(tmp, part)
+                fs.mv(part, path)
         else:
             os.replace(tmp, url)
     finally:

@@ -22,7 +22,7 @@ from featstore.store.base import (
     compute_content_hash, table_to_bytes, tool_version,
 )
 from featstore.store.hdf5_store import write_hdf5_from
-from featstore.store.location import Location, WriterLock
+from featstore.store.location import Location, WriterLock, storage_errors
 from featstore.store.zarr_store import BLOB_NAMES, META_NAME, ZarrBackend, compressors, zarr_store
 
 log = logging.getLogger(__name__)
@@ -75,12 +75,14 @@ class StoreWriter:
         self.close()
 
     def open(self) -> None:
-        self.lock.acquire()
-        try:
-            self._open_locked()
-        except BaseException:
-            self.lock.release()
-            raise
+        with storage_errors(self.target.url, self.storage_options):
+            self.target.check_bucket()
+            self.lock.acquire()
+            try:
+                self._open_locked()
+            except BaseException:
+                self.lock.release()
+                raise
 
     def close(self) -> None:
         self.lock.release()
@@ -176,14 +178,19 @@ class StoreWriter:
         missing = set(self.arrays) - set(values)
         if missing:
             raise ValueError(f"write_unit: expected values for {sorted(self.arrays)}, missing {sorted(missing)}")
-        for name, arr in values.items():
-            self._backend.group[name][start:stop] = np.asarray(arr, dtype=np.float32)
-        report = [{k: str(r.get(k, "")) for k in SKIPPED_COLUMNS} for r in (skipped or [])]
-        self.staging.write_bytes(f"_skipped/{start:012d}.json", json.dumps(report).encode())
-        self._status[start:stop] = np.asarray(status, dtype=np.uint8)
+        with storage_errors(self.target.url, self.storage_options):
+            for name, arr in values.items():
+                self._backend.group[name][start:stop] = np.asarray(arr, dtype=np.float32)
+            report = [{k: str(r.get(k, "")) for k in SKIPPED_COLUMNS} for r in (skipped or [])]
+            self.staging.write_bytes(f"_skipped/{start:012d}.json", json.dumps(report).encode())
+            self._status[start:stop] = np.asarray(status, dtype=np.uint8)
 
     def finalize(self) -> FeatureStore:
         """Publish the item tables and metadata; for HDF5 convert and remove the staging store."""
+        with storage_errors(self.target.url, self.storage_options):
+            return self._finalize()
+
+    def _finalize(self) -> FeatureStore:
         from featstore.store import open_store
 
         if self.already_complete:

@@ -160,6 +160,6 @@ class TestHdf5(StoreConformance):
 
 
 def test_auto_chunk_rows_scales():
-    assert auto_chunk_rows(100_000, 768 * 4) == 256
+    assert auto_chunk_rows(100_000, 768 * 4) == 1024
     assert auto_chunk_rows(535, 768 * 4) == 64
     assert auto_chunk_rows(10, 4) == 16
