@@ -1,1 +1,23 @@
-"""augment."""
+"""augment: MI-regularised InfoGAN feature generator and MI-scored synthetic shards.
+
+Public API (imported lazily, so ``import augment`` loads no torch)::
+
+    from augment.fit import fit_generator
+    from augment.generate import generate          # ``augment.generate`` is the module
+    from augment import fit_generator, read_manifest, inspect_shards, GenerateResult
+"""
+
+from __future__ import annotations
+
+__all__ = ["fit_generator", "GenerateResult", "read_manifest", "inspect_shards"]
+
+_WHERE = {"fit_generator": "augment.fit", "GenerateResult": "augment.generate",
+          "read_manifest": "augment.shards", "inspect_shards": "augment.inspect"}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'augment' has no attribute {name!r}")

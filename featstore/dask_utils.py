@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from typing import Callable, Iterator
 
-from featstore.errors import ConfigError, MirageError
+from featstore.errors import ClusterError, ConfigError, MirageError  # noqa: F401  (ClusterError re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +26,6 @@ CONNECT_S = 20.0
 
 _CLUSTER_FAILURES = {"KilledWorker", "CancelledError", "FutureCancelledError", "FuturesCancelledError",
                      "CommClosedError", "StreamClosedError"}
-
-
-class ClusterError(MirageError, RuntimeError):
-    """The Dask cluster failed under a run (workers died, scheduler gone)."""
 
 
 def _connect(scheduler: str):

@@ -70,3 +70,11 @@ class TrainingDivergedError(MirageError, FloatingPointError):
 
 class LeakageError(MirageError, ValueError):
     """Synthetic data was made by a generator that saw a test speaker of the fold."""
+
+
+class ObjectStoreError(MirageError, OSError):
+    """An object store cannot be used: unreachable, no such bucket, missing/wrong credentials."""
+
+
+class ClusterError(MirageError, RuntimeError):
+    """The Dask cluster failed under a run (workers died, scheduler gone)."""

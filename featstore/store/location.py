@@ -19,7 +19,7 @@ import time
 import uuid
 from typing import Any, Iterator
 
-from featstore.errors import MirageError, StoreLockedError
+from featstore.errors import MirageError, ObjectStoreError, StoreLockedError  # noqa: F401  (ObjectStoreError re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +30,6 @@ OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl
 #: over; ``MIRAGE_LOCK_STALE_S`` overrides it.
 LOCK_STALE_S = 900.0
 LOCK_HEARTBEAT_S = 60.0
-
-
-class ObjectStoreError(MirageError, OSError):
-    """An object store cannot be used: unreachable, no such bucket, missing/wrong credentials."""
 
 
 def is_remote(url: str) -> bool:

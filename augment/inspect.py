@@ -1,0 +1,167 @@
+"""``augment inspect``: summarise a synthetic shard set and draw real vs generated features."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from featstore.errors import ConfigError
+
+from augment.seeding import numpy_rng
+from augment.shards import manifest_location, read_manifest, read_run
+
+log = logging.getLogger(__name__)
+
+METHODS = ("tsne", "pca")
+
+
+def inspect_shards(path, *, min_mi: float | None = None, plot: str | None = None, store=None, method: str = "tsne",
+                   max_points: int = 2000, seed: int = 0, storage_options: dict | None = None) -> dict[str, Any]:
+    """Summary of the shards listed in ``path``'s manifest (optionally only ``mi_score >= min_mi``).
+
+    With ``plot`` a PNG of a 2-D embedding (t-SNE or PCA) of real vs generated audio
+    features coloured by emotion is written; real features come from ``store`` or else
+    the store the generator was fitted on, when it is still there.
+    """
+    if method not in METHODS:
+        raise ConfigError(f"--method: expected one of {', '.join(METHODS)}, got {method!r}")
+    df = read_manifest(path, min_mi=min_mi, storage_options=storage_options)
+    run = read_run(path, storage_options)
+    loc, _ = manifest_location(path, storage_options)
+    counts: Counter = Counter()
+    for c in df["label_counts"]:
+        counts.update(c)
+    n_items = int(df["n_items"].sum()) if len(df) else 0
+    weights = df["n_items"].to_numpy(dtype=np.float64)
+    out: dict[str, Any] = {
+        "path": loc.url,
+        "n_items": n_items,
+        "n_shards": int(len(df)),
+        "n_requested": run.get("n_requested"),
+        "complete": run.get("n_requested") == n_items if run.get("n_requested") is not None else None,
+        "mi_score_mean": float(np.average(df["mi_score"], weights=weights)) if n_items else None,
+        "mi_score_min": float(df["mi_score"].min()) if len(df) else None,
+        "label_counts": dict(sorted((str(k), int(v)) for k, v in counts.items())),
+        "shards": [{"path": r["path"], "n_items": int(r["n_items"]), "mi_score": float(r["mi_score"]),
+                    "mi_y_nats": float(r["mi_y_nats"]),
+                    "mi_t_nats": None if not np.isfinite(r["mi_t_nats"]) else float(r["mi_t_nats"]),
+                    "attempt": int(r["attempt"])} for r in df.to_dict(orient="records")],
+        "generator": run.get("generator"),
+        "seed": run.get("seed"),
+        "mode": run.get("mode"),
+        "min_mi": run.get("min_mi"),
+        "source_content_hash": run.get("source_content_hash"),
+        "trained_speakers": run.get("trained_speakers"),
+    }
+    if plot:
+        out["plot"] = plot_embedding(df, plot, store=store if store is not None else run.get("source_store"),
+                                     speakers=out["trained_speakers"], method=method, max_points=max_points, seed=seed,
+                                     expected_hash=run.get("source_content_hash"), storage_options=storage_options)
+    return out
+
+
+def _read_synthetic(df, max_points: int, seed: int, storage_options) -> tuple[np.ndarray, np.ndarray]:
+    from featstore.store import open_store
+
+    xs, ys = [], []
+    for p in df["path_abs"]:
+        with open_store(p, storage_options=storage_options) as s:
+            xs.append(s.read("audio"))
+            ys.append(s.items["label"].astype(str).to_numpy())
+    if not xs:
+        return np.zeros((0, 0), np.float32), np.zeros(0, dtype=object)
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    if len(x) > max_points:
+        keep = np.sort(numpy_rng(seed, "inspect", "synthetic").choice(len(x), max_points, replace=False))
+        x, y = x[keep], y[keep]
+    return x, y
+
+
+def _read_real(store, speakers, expected_hash, max_points: int, seed: int, storage_options):
+    from featstore.errors import MirageError
+    from featstore.store import FeatureStore, open_store
+
+    if store is None:
+        return None
+    try:
+        fs = store if isinstance(store, FeatureStore) else open_store(str(store), storage_options=storage_options)
+    except (MirageError, OSError) as e:
+        log.warning("real features not plotted: %s", e)
+        return None
+    try:
+        if expected_hash and fs.metadata.get("content_hash") not in (None, expected_hash):
+            log.warning("%s is not the store the generator was fitted on (content_hash differs); plotting it anyway", fs.url)
+        items = fs.items
+        if speakers:
+            items = items[items["speaker"].astype(str).isin(set(speakers))]
+        if len(items) > max_points:
+            items = items.iloc[np.sort(numpy_rng(seed, "inspect", "real").choice(len(items), max_points, replace=False))]
+        return fs.read("audio", items["row"].to_numpy()), items["label"].astype(str).to_numpy()
+    finally:
+        if fs is not store:
+            fs.close()
+
+
+def embed_2d(x: np.ndarray, method: str, seed: int) -> np.ndarray:
+    """Standardised -> PCA (<= 50 dims) -> t-SNE, or the first two principal components."""
+    from sklearn.decomposition import PCA
+
+    n_comp = int(min(50, x.shape[1], max(2, len(x) - 1)))
+    z = PCA(n_components=n_comp, random_state=seed).fit_transform(x)
+    if method == "pca" or len(x) < 10:
+        return z[:, :2]
+    from sklearn.manifold import TSNE
+
+    perplexity = float(min(30.0, max(2.0, (len(x) - 1) / 3.0)))
+    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(z)
+
+
+def plot_embedding(df, out_png: str, *, store, speakers, method: str, max_points: int, seed: int,
+                   expected_hash: str | None, storage_options) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    xs, ys = _read_synthetic(df, max_points, seed, storage_options)
+    real = _read_real(store, speakers, expected_hash, max_points, seed, storage_options)
+    if not len(xs) and real is None:
+        raise ConfigError(f"--plot: nothing to draw; the manifest lists no shards and no real store was found (pass --store)")
+    parts = [(xs, ys, "generated")] if len(xs) else []
+    if real is not None:
+        parts.insert(0, (real[0], real[1], "real"))
+    x = np.concatenate([p[0] for p in parts]).astype(np.float64)
+    ref = parts[0][0]  # standardise with the real data's statistics when there is real data
+    x = (x - ref.mean(0)) / np.where(ref.std(0) > 1e-8, ref.std(0), 1.0)
+    emb = embed_2d(x, method, seed)
+    labels = sorted({str(v) for p in parts for v in p[1]})
+    cmap = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
+    fig, ax = plt.subplots(figsize=(7, 6))
+    start = 0
+    for feats, labs, kind in parts:
+        e = emb[start:start + len(feats)]
+        start += len(feats)
+        for i, lab in enumerate(labels):
+            m = labs == lab
+            if m.any():
+                ax.scatter(e[m, 0], e[m, 1], s=10 if kind == "generated" else 22, marker="x" if kind == "generated" else "o",
+                           color=cmap(i % cmap.N), alpha=0.45 if kind == "generated" else 0.9,
+                           edgecolors="black" if kind == "real" else None, linewidths=0.3 if kind == "real" else None,
+                           label=f"{lab} ({kind})")
+    ax.set_title(f"{'t-SNE' if method == 'tsne' else 'PCA'} of real (o) vs generated (x) audio features", fontsize=10)
+    ax.legend(fontsize=7, markerscale=1.2, ncol=2, loc="best")
+    ax.set_xticks([]), ax.set_yticks([])
+    fig.tight_layout()
+    from featstore.store.location import Location
+
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    folder, _, name = str(out_png).rpartition("/")
+    Location(folder or ".", storage_options).write_bytes(name, buf.getvalue())
+    return str(out_png)

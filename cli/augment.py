@@ -1,0 +1,140 @@
+"""`augment`: fit an MI-regularised generator on a feature store, write MI-scored synthetic shards."""
+
+from __future__ import annotations
+
+import click
+
+from cli.common import echo_json, run, storage_options_option, verbosity_option
+
+
+class _Count(click.ParamType):
+    """``4x`` (times the real training items) or a positive integer."""
+
+    name = "Nx|N"
+
+    def convert(self, value, param, ctx):
+        from augment.counts import check_count_spec
+        from featstore.errors import ConfigError
+
+        try:
+            return check_count_spec(str(value))
+        except ConfigError as e:
+            self.fail(str(e).split(": ", 1)[-1], param, ctx)
+
+
+class _UnitFloat(click.ParamType):
+    name = "[0-1]"
+
+    def convert(self, value, param, ctx):
+        from augment.counts import parse_unit_float
+        from featstore.errors import ConfigError
+
+        try:
+            return parse_unit_float(value, flag=param.opts[0] if param else "value")
+        except ConfigError as e:
+            self.fail(str(e).split(": ", 1)[-1], param, ctx)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def main():
+    """MI-regularised generative feature augmentation for speech emotion recognition."""
+
+
+@main.command()
+@click.option("--store", required=True, help="Labelled feature store (path or fsspec URL).")
+@click.option("--out", required=True, help="Model dir to write (weights.safetensors, config.json, history.csv/png).")
+@click.option("--mode", type=click.Choice(["ser", "multimodal"]), default="ser", show_default=True,
+              help="ser: generate audio features; multimodal: also predict t' (needs text).")
+@click.option("--no-text", is_flag=True, help="Condition on the emotion only, even when the store has text.")
+@click.option("--exclude-speakers", default="", help="Comma-separated speaker ids left out of training (a test fold).")
+@click.option("--lambda-mi", type=float, default=1.0, show_default=True, help="MI weight λ; 0 = conditional GAN.")
+@click.option("--lambda-warmup", type=float, default=None, help="Fraction of GAN epochs over which λ ramps up from 0.")
+@click.option("--diversity", type=float, default=None, help="Mode-seeking term weight (0 = off).")
+@click.option("--moment", type=float, default=None, help="Per-class mean/std matching weight (0 = off).")
+@click.option("--ce-margin-nats", type=float, default=None,
+              help="Stop pushing a sample once Q_y's CE on it is below this (0 = off).")
+@click.option("--cond-d", is_flag=True, default=None, help="Projection discriminator D(h, y).")
+@click.option("--mixup", type=float, default=None, help="Weight of the mix-up term in D's loss (default 1; 0 = off).")
+@click.option("--pca-var", type=float, default=None,
+              help="Share of feature variance kept by the whitened PCA the GAN works in (default 0.99; 1 = none).")
+@click.option("--tau", type=float, default=None, help="Contrastive temperature (default 0.1).")
+@click.option("--epochs", type=int, default=None, help="GAN epochs (default: ~1200 updates; 0 = untrained G).")
+@click.option("--align-epochs", type=int, default=None, help="Alignment (stage 1) epochs (default: ~400 updates).")
+@click.option("--batch-size", type=int, default=None, help="Batch size (default 64).")
+@click.option("--hidden", type=int, default=None, help="Hidden width of the MLPs (default 128).")
+@click.option("--noise-dim", type=int, default=None, help="Size of z (default 32).")
+@click.option("--lr-g", type=float, default=None, help="Generator learning rate (default 1e-3).")
+@click.option("--lr-d", type=float, default=None, help="Discriminator learning rate (default 1e-3).")
+@click.option("--threads", "num_threads", type=int, default=None, help="torch threads during the fit (default 1).")
+@click.option("--device", default=None, help="torch device (default cpu).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace a generator fitted on another store in --out.")
+@storage_options_option
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@verbosity_option
+def fit(store, out, mode, no_text, exclude_speakers, quiet, **options):
+    """Train the alignment heads and the InfoGAN generator on a labelled store."""
+    from augment.fit import fit_generator
+
+    model = run(fit_generator, store, out, mode=mode, use_text=False if no_text else None,
+                exclude_speakers=exclude_speakers, progress=not quiet, **options)
+    from augment.checkpoint import read_config
+
+    final = run(read_config, str(model), options.get("storage_options"))["final"]
+    score = f" (MI score of its samples {final['mi_score']:.3f})" if final.get("mi_score") is not None else ""
+    click.echo(f"wrote generator to {model}{score}")
+
+
+@main.command()
+@click.option("--model", required=True, help="Model dir written by `augment fit`.")
+@click.option("--out", required=True, help="Output dir for shards and manifest.parquet.")
+@click.option("--n", "n", type=_Count(), default="4x", show_default=True, help="Nx (times the real items) or a count.")
+@click.option("--min-mi", type=_UnitFloat(), default=0.0, show_default=True, help="Drop shards with a lower MI score.")
+@click.option("--mi-band", default=None, help="LO,HI: keep only samples whose per-sample MI score is in [LO, HI].")
+@click.option("--shard-size", type=int, default=4096, show_default=True)
+@click.option("--balanced", is_flag=True, help="Uniform labels instead of the training prior.")
+@click.option("--max-attempts", type=int, default=5, show_default=True, help="Tries per shard before giving up.")
+@click.option("--store", default=None, help="Check the model against this store's dims.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace shards of another run in --out.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@storage_options_option
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@verbosity_option
+def generate(model, out, quiet, as_json, **options):
+    """Write MI-scored synthetic feature shards and their manifest (resumable)."""
+    from augment.generate import generate as run_generate
+
+    res = run(run_generate, model, out, progress=not quiet, **options)
+    if as_json:
+        echo_json({k: getattr(res, k) for k in ("manifest_path", "n_items", "n_requested", "n_shards", "n_rejected",
+                                                "complete", "message", "shards")})
+    else:
+        click.echo(res.message)
+
+
+@main.command()
+@click.argument("path")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--plot", default=None, help="Write a PNG of real vs generated features (2-D embedding).")
+@click.option("--method", type=click.Choice(["tsne", "pca"]), default="tsne", show_default=True)
+@click.option("--store", default=None, help="Real features to plot (default: the store the generator was fitted on).")
+@click.option("--min-mi", type=_UnitFloat(), default=None, help="Only shards with at least this MI score.")
+@click.option("--max-points", type=int, default=2000, show_default=True, help="Per side (real / generated).")
+@storage_options_option
+@verbosity_option
+def inspect(path, as_json, **options):
+    """Summarise a synthetic shard set (PATH: its folder or manifest.parquet)."""
+    from augment.inspect import inspect_shards
+
+    info = run(inspect_shards, path, **options)
+    if as_json:
+        echo_json(info)
+        return
+    click.echo(f"{info['path']}: {info['n_items']} items in {info['n_shards']} shards"
+               + (f" (requested {info['n_requested']})" if info.get("n_requested") else ""))
+    if info["mi_score_mean"] is not None:
+        click.echo(f"MI score: mean {info['mi_score_mean']:.3f}, min {info['mi_score_min']:.3f}")
+    click.echo("labels: " + ", ".join(f"{k} {v}" for k, v in info["label_counts"].items()))
+    if info.get("plot"):
+        click.echo(f"plot: {info['plot']}")
