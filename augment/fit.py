@@ -27,8 +27,8 @@ def fit_generator(store, out_dir, *, mode: str = "ser", exclude_speakers=(), inc
                   overwrite: bool = False, **hyper: Any) -> pathlib.Path | str:
     """Train a generator on the labelled items of ``store`` and write it to ``out_dir``.
 
-    ``mode``: "ser" (text-conditioned when the store has text and ``use_text`` is not False)
-    or "multimodal" (text required; generation also writes t'). ``exclude_speakers`` /
+    ``mode``: "ser" (c = y; ``use_text=True`` adds the text code) or "multimodal"
+    (c = (y, t), text required; generation also writes t'). ``exclude_speakers`` /
     ``include_utt_ids`` select the training items (a LOSO fold). ``lambda_mi=0`` is the
     conditional-GAN ablation; ``epochs=0`` leaves G untrained. Other settings: see
     :class:`augment.config.FitConfig`. Returns the model dir (a Path for local dirs).

@@ -44,8 +44,9 @@ def main():
 @click.option("--store", required=True, help="Labelled feature store (path or fsspec URL).")
 @click.option("--out", required=True, help="Model dir to write (weights.safetensors, config.json, history.csv/png).")
 @click.option("--mode", type=click.Choice(["ser", "multimodal"]), default="ser", show_default=True,
-              help="ser: generate audio features; multimodal: also predict t' (needs text).")
-@click.option("--no-text", is_flag=True, help="Condition on the emotion only, even when the store has text.")
+              help="ser: audio features from c = y; multimodal: c = (y, t), also predicts t' (needs text).")
+@click.option("--text/--no-text", "use_text", default=None,
+              help="Condition G on text codes too (default: only in multimodal mode; --no-text forces c = y).")
 @click.option("--exclude-speakers", default="", help="Comma-separated speaker ids left out of training (a test fold).")
 @click.option("--lambda-mi", type=float, default=1.0, show_default=True, help="MI weight λ; 0 = conditional GAN.")
 @click.option("--lambda-warmup", type=float, default=None, help="Fraction of GAN epochs over which λ ramps up from 0.")
@@ -72,12 +73,12 @@ def main():
 @storage_options_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @verbosity_option
-def fit(store, out, mode, no_text, exclude_speakers, quiet, **options):
+def fit(store, out, mode, use_text, exclude_speakers, quiet, **options):
     """Train the alignment heads and the InfoGAN generator on a labelled store."""
     from augment.fit import fit_generator
 
-    model = run(fit_generator, store, out, mode=mode, use_text=False if no_text else None,
-                exclude_speakers=exclude_speakers, progress=not quiet, **options)
+    model = run(fit_generator, store, out, mode=mode, use_text=use_text, exclude_speakers=exclude_speakers,
+                progress=not quiet, **options)
     from augment.checkpoint import read_config
 
     final = run(read_config, str(model), options.get("storage_options"))["final"]

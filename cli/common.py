@@ -28,6 +28,8 @@ def run(fn, *args, **kwargs):
 def setup_logging(verbose: int) -> None:
     level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+    # distributed installs its own INFO-level handler; keep cluster chatter for -vv only.
+    logging.getLogger("distributed").setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
 
 
 def verbosity_option(fn):

@@ -19,8 +19,8 @@ augment generate --model "$OUT/gen" --n 4x --min-mi 0.6 --out "$OUT/synth" --see
 augment inspect "$OUT/synth" --plot "$OUT/synth/embedding.png"
 
 step "4/4 train compare (leave-one-speaker-out; a generator per fold, never seeing the test speaker)"
-train compare --store "$OUT/demo.zarr" --methods none,smote,cgan,infogan --n 4x --min-mi 0.6 --eval loso \
-    --out "$OUT/compare" --seed 0
+train compare --store "$OUT/demo.zarr" --methods none,cgan,infogan --n 4x --min-mi 0.6 --eval loso \
+    --out "$OUT/compare" --seed 0 --workers 2
 
 step "done"
 cat "$OUT/compare/compare.md"

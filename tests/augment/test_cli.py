@@ -57,6 +57,8 @@ def test_text_free_via_no_text(store_path, tmp_path):
     res = _invoke("fit", "--store", store_path, "--out", tmp_path / "g", "--no-text", "--epochs", 2, "--align-epochs", 2,
                   "--hidden", 32, "--quiet")
     assert res.exit_code == 0, res.output
+    res = _invoke("fit", "--store", store_path, "--out", tmp_path / "gm", "--mode", "multimodal", "--no-text", "--quiet")
+    assert "multimodal generators are conditioned on text" in _one_line_error(res)
     res = _invoke("generate", "--model", tmp_path / "g", "--out", tmp_path / "s", "--n", 50, "--quiet")
     assert res.exit_code == 0 and "wrote 50 synthetic items" in res.output
 

@@ -83,11 +83,19 @@ def test_text_free_mode(textfree_store_path, ser_model):
     assert "text_codes" not in b.tensors
 
 
-def test_no_text_on_a_store_with_text(store_path, tmp_path):
-    out = fit_small(store_path, tmp_path / "g", use_text=False, epochs=2, align_epochs=2)
-    assert read_config(str(out))["dims"]["text"] is None
+def test_text_conditioning_is_opt_in_for_ser(store_path, tmp_path):
+    out = fit_small(store_path, tmp_path / "g", epochs=2, align_epochs=2)
+    assert read_config(str(out))["dims"]["text"] is None  # ser: c = y
+    out = fit_small(store_path, tmp_path / "gt", use_text=True, epochs=2, align_epochs=2)
+    cfg = read_config(str(out))
+    assert cfg["dims"]["text"] == 16 and cfg["mode"] == "ser" and cfg["use_text"] is True
     with pytest.raises(ConfigError, match="multimodal"):
         fit_small(store_path, tmp_path / "g2", mode="multimodal", use_text=False, epochs=1, align_epochs=1)
+
+
+def test_text_flag_needs_text(textfree_store_path, tmp_path):
+    with pytest.raises(ConfigError, match="--text"):
+        fit_small(textfree_store_path, tmp_path / "g", use_text=True)
 
 
 def test_multimodal_needs_text(textfree_store_path, tmp_path):
