@@ -33,13 +33,13 @@ def _detect_format(url: str, storage_options: dict[str, Any] | None) -> str | No
     return None
 
 
-def open_store(url: str, *, storage_options: dict[str, Any] | None = None, allow_incomplete: bool = False) -> FeatureStore:
+def open_store(url: str, *, storage_options: dict[str, Any] | None = None) -> FeatureStore:
     """Open a finished store for reading."""
     with storage_errors(url, storage_options):
-        return _open_store(url, storage_options, allow_incomplete)
+        return _open_store(url, storage_options)
 
 
-def _open_store(url: str, storage_options: dict[str, Any] | None, allow_incomplete: bool) -> FeatureStore:
+def _open_store(url: str, storage_options: dict[str, Any] | None) -> FeatureStore:
     from featstore.store.hdf5_store import Hdf5Backend
     from featstore.store.zarr_store import ZarrBackend
 
@@ -50,7 +50,7 @@ def _open_store(url: str, storage_options: dict[str, Any] | None, allow_incomple
     if kind == "partial":
         raise StoreIncompleteError(f"{loc.url}: the extraction into this HDF5 store did not finish; rerun the same `featstore extract` command to resume")
     backend = Hdf5Backend(loc.url, storage_options) if kind == "hdf5" else ZarrBackend(loc.url, storage_options)
-    if not backend.attrs().get("complete") and not allow_incomplete:
+    if not backend.attrs().get("complete"):
         backend.close()
         raise StoreIncompleteError(f"{loc.url}: the extraction did not finish; rerun the same `featstore extract` command to resume")
     return FeatureStore(backend, loc.url, storage_options)

@@ -62,7 +62,7 @@ def textfree_store_path(tmp_path_factory):
 def fit_small(store, out, **kw):
     from augment.fit import fit_generator
 
-    args = {**SMALL, "epochs": 40, "align_epochs": 40, "seed": 0, "progress": False, **kw}
+    args = {**SMALL, "epochs": 25, "align_epochs": 25, "seed": 0, "progress": False, **kw}
     return fit_generator(str(store), str(out), **args)
 
 

@@ -24,8 +24,8 @@ def _one_line_error(res):
 @pytest.fixture(scope="module")
 def cli_model(store_path, tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "gen"
-    res = _invoke("fit", "--store", store_path, "--out", out, "--mode", "multimodal", "--epochs", 20,
-                  "--align-epochs", 20, "--hidden", 64, "--noise-dim", 8, "--batch-size", 32, "--seed", 0, "--quiet")
+    res = _invoke("fit", "--store", store_path, "--out", out, "--mode", "multimodal", "--epochs", 5,
+                  "--align-epochs", 5, "--hidden", 64, "--noise-dim", 8, "--batch-size", 32, "--seed", 0, "--quiet")
     assert res.exit_code == 0, res.output
     assert "wrote generator to" in res.output and "MI score" in res.output
     return out
@@ -46,7 +46,7 @@ def test_generate_and_inspect(cli_model, tmp_path):
     assert set(info["shards"][0]) >= {"path", "n_items", "mi_score"}
     assert sum(info["label_counts"].values()) == 384
     png = tmp_path / "tsne.png"
-    res = _invoke("inspect", synth, "--plot", png, "--max-points", 150)
+    res = _invoke("inspect", synth, "--plot", png, "--max-points", 100)
     assert res.exit_code == 0, res.output
     assert png.read_bytes()[:4] == b"\x89PNG" and "plot:" in res.output
     res = _invoke("inspect", synth / "manifest.parquet", "--plot", tmp_path / "pca.png", "--method", "pca")

@@ -32,7 +32,7 @@ def test_fit_writes_checkpoint_files(trained_model, store_path):
 def test_history_logs_losses_and_both_mi_bounds(trained_model):
     h = pd.read_csv(trained_model / "history.csv")
     gan = h[h.stage == "gan"]
-    assert len(gan) == 41  # epoch 0 (untrained G) + 40 epochs
+    assert len(gan) == 26  # epoch 0 (untrained G) + 25 epochs
     for col in ("loss_d", "loss_g_adv", "loss_g_mi_y", "loss_g_mi_t", "mi_y_nats", "mi_t_nats", "mi_score",
                 "batch_mi_y_nats", "batch_mi_t_nats"):
         assert col in gan.columns, col
