@@ -5,6 +5,7 @@ unpickled on load."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -141,7 +142,9 @@ def load_checkpoint(model_dir: str, storage_options: dict | None = None) -> Gene
         codes = pd.read_parquet(io.BytesIO(loc.read_bytes(CODES_NAME)))
     except FileNotFoundError as e:
         raise StoreCorruptError(f"{loc.url}: checkpoint is missing {e.filename or 'a file'}; refit with `augment fit`") from None
-    cfg = FitConfig.from_kwargs(**config["hyper"])
+    known = {f.name for f in dataclasses.fields(FitConfig)}
+    # Settings a newer/older tool no longer has (e.g. "device") do not shape the networks.
+    cfg = FitConfig.from_kwargs(**{k: v for k, v in config["hyper"].items() if k in known})
     dims, K = config["dims"], len(config["labels"])
     model_dims = config.get("model_dims", dims)
     align = build_alignment(model_dims, K, cfg)

@@ -13,7 +13,8 @@ from featstore.errors import ConfigError
 @dataclass(frozen=True)
 class FitConfig:
     """Everything that shapes a fit. Defaults keep a ~500 item x ~1000 dim fit well under a
-    minute on 2 CPU cores; ``epochs=None`` picks enough epochs for ~``target_steps`` updates."""
+    minute on 2 CPU cores; ``epochs=None`` picks enough epochs for ~``target_steps`` updates.
+    Training runs on the CPU: the networks are small MLPs that a GPU would not speed up."""
 
     # method
     lambda_mi: float = 1.0          # weight of the MI terms in G's loss; 0 = conditional-GAN ablation
@@ -50,7 +51,6 @@ class FitConfig:
     # too small to gain from more, and on a shared box extra threads spin-wait (a 2-thread
     # EmoDB fit took 580 s wall next to other jobs, against ~25 s with one thread).
     num_threads: int | None = 1
-    device: str = "cpu"
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> "FitConfig":

@@ -3,6 +3,7 @@ label indices and text identities."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,9 +116,20 @@ class TrainingData:
         return sorted(self.items["speaker"].astype(str).unique().tolist())
 
 
-def text_identities(text: np.ndarray) -> np.ndarray:
-    """Row -> id such that byte-identical embeddings (the same sentence) share an id."""
-    codes, _ = pd.factorize(pd.Series([row.tobytes() for row in np.ascontiguousarray(text)]), sort=True)
+def text_identities(text: np.ndarray, strings=None) -> np.ndarray:
+    """Row -> id such that utterances of the same sentence share an id.
+
+    The transcript string decides where there is one: an encoder's output for the same
+    sentence can differ in the last bits with the batch it was embedded in (EmoDB's 10
+    sentences gave 18 distinct MiniLM vectors). Rows without a transcript fall back to the
+    embedding's bytes.
+    """
+    rows = np.ascontiguousarray(text)
+    keys = []
+    for i in range(len(rows)):
+        s = "" if strings is None else str(strings[i]).strip()
+        keys.append("s:" + s if s else "b:" + hashlib.sha1(rows[i].tobytes()).hexdigest())
+    codes, _ = pd.factorize(pd.Series(keys), sort=True)
     return codes.astype(np.int64)
 
 
@@ -202,14 +214,14 @@ def _load(fs, *, mode, use_text, exclude_speakers, include_utt_ids, pca_var, pca
     text_norm = FeatureTransform.fit(text_raw, var_kept=pca_var, max_dim=pca_max_dim) if text_raw is not None else None
     labels = pd.Categorical(sel["label"].astype(str), categories=label_names).codes.astype(np.int64)
     meta = fs.metadata
-    text_col = sel["text"].astype(str) if "text" in sel.columns else pd.Series([""] * len(sel))
+    text_col = sel["text"].fillna("").astype(str) if "text" in sel.columns else pd.Series([""] * len(sel))
     return TrainingData(
         audio=audio_norm.forward(audio), labels=labels, label_names=label_names,
         items=pd.DataFrame({"utt_id": sel["utt_id"].astype(str), "speaker": sel["speaker"].astype(str),
                             "label": sel["label"].astype(str), "text": text_col.fillna("")}),
         audio_norm=audio_norm, text_raw=text_raw,
         text=text_norm.forward(text_raw) if text_norm is not None else None, text_norm=text_norm,
-        text_ids=text_identities(text_raw) if text_raw is not None else None,
+        text_ids=text_identities(text_raw, text_col.fillna("").tolist()) if text_raw is not None else None,
         source={"url": url, "content_hash": meta.get("content_hash") or fs.content_hash(), "corpus": meta.get("corpus"),
                 "extractors": meta.get("extractors", {}), "n_items": int(fs.n_items),
                 "dims": {"audio": fs.dim("audio"), "text": fs.dim("text") if has_text else None}},

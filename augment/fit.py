@@ -72,6 +72,22 @@ def fit_generator(store, out_dir, *, mode: str = "ser", exclude_speakers=(), inc
     return loc.url if is_remote(loc.url) else pathlib.Path(loc.url)
 
 
+#: fit_generator's own keyword arguments that are not FitConfig fields.
+FIT_KWARGS = ("mode", "exclude_speakers", "include_utt_ids", "seed", "storage_options", "progress", "use_text",
+              "overwrite")
+
+
+def check_fit_options(**options: Any) -> None:
+    """Validate options meant for :func:`fit_generator` without fitting (raises ConfigError)."""
+    from augment.data import MODES
+
+    if "mode" in options and options["mode"] not in MODES:
+        raise ConfigError(f"--mode: expected one of {', '.join(MODES)}, got {options['mode']!r}")
+    if "seed" in options:
+        check_seed(options["seed"])
+    FitConfig.from_kwargs(**{k: v for k, v in options.items() if k not in FIT_KWARGS})
+
+
 def _claim_out_dir(loc: Location, data: TrainingData, overwrite: bool, storage_options) -> None:
     """Refuse to replace a checkpoint made from another store unless asked; then uncommit it."""
     if loc.exists(ckpt.CONFIG_NAME) and not overwrite:

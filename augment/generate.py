@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 RUN_VERSION = 1
 _FORWARD_BATCH = 8192
+_WRITERS = 2  # shard writes in flight; writing, not generating, is the bottleneck
 
 
 @dataclass
@@ -151,14 +153,23 @@ def _run(bundle: GeneratorBundle, spec: CodeSpec, loc: Location, run: dict, rows
     short: list[int] = []
     bar = tqdm(total=n_target, desc="augment generate", unit="item", disable=not progress, leave=False)
     bar.update(sum(int(r["n_items"]) for r in rows))
-    # One writer thread: shard k is written and committed while shard k+1 is generated (torch
-    # and blosc release the GIL). At most one write is in flight and commits stay in slot order.
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="augment-shard-writer")
-    pending: Future | None = None
+    # Writer threads: shards are written while the next ones are generated (torch, blosc and
+    # file I/O release the GIL). A shard enters the manifest (under a lock, rows kept sorted by
+    # slot) only once fully written, so a kill leaves only finished shards listed, whatever the
+    # order in which the writers finish. At most `_WRITERS` writes are in flight.
+    writer = ThreadPoolExecutor(max_workers=_WRITERS, thread_name_prefix="augment-shard-writer")
+    pending: list[Future] = []
+    commit_lock = threading.Lock()
 
     def _commit(shard: _Shard, slot: int, attempt: int) -> None:
-        rows.append(_write_shard(loc, bundle, shard, run, seed=seed, slot=slot, attempt=attempt))
-        shards.write_manifest(loc, rows, run)
+        row = _write_shard(loc, bundle, shard, run, seed=seed, slot=slot, attempt=attempt)
+        with commit_lock:
+            rows.append(row)
+            shards.write_manifest(loc, rows, run)
+
+    def _drain(keep: int) -> None:
+        while len(pending) > keep:
+            pending.pop(0).result()  # re-raises a failed write here
 
     try:
         for slot, size in enumerate(sizes):
@@ -172,9 +183,8 @@ def _run(bundle: GeneratorBundle, spec: CodeSpec, loc: Location, run: dict, rows
                 n_kept = len(shard.labels)
                 best = max(best, shard.score.score if n_kept else -1.0)
                 if n_kept and shard.score.score >= min_mi:
-                    if pending is not None:
-                        pending.result()  # re-raises a failed write here
-                    pending = writer.submit(_commit, shard, slot, attempt)
+                    _drain(_WRITERS - 1)
+                    pending.append(writer.submit(_commit, shard, slot, attempt))
                     if n_kept < size:
                         short.append(slot)
                     bar.update(n_kept)
@@ -184,8 +194,7 @@ def _run(bundle: GeneratorBundle, spec: CodeSpec, loc: Location, run: dict, rows
                          shard.score.score, min_mi)
             else:
                 failed[slot] = best
-        if pending is not None:
-            pending.result()
+        _drain(0)
     finally:
         writer.shutdown(wait=True)
         bar.close()

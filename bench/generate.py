@@ -69,8 +69,6 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="also write the figures here")
     args = ap.parse_args()
 
-    import torch
-
     from augment.fit import fit_generator
     from augment.generate import generate
 
@@ -78,7 +76,7 @@ def main() -> None:
     cache = Path(args.cache) if args.cache else tmp
     cache.mkdir(parents=True, exist_ok=True)
     store, corpus = build_store(cache)
-    print(f"machine: {machine()}, torch threads {torch.get_num_threads()} (fit), {args.threads} (generate)")
+    print(f"machine: {machine()}; torch threads: 1 (augment fit's default), {args.threads} (generate)")
     print(f"corpus: {corpus}, store {store}")
 
     with Timer() as t_fit:

@@ -67,7 +67,6 @@ def main():
 @click.option("--lr-g", type=float, default=None, help="Generator learning rate (default 1e-3).")
 @click.option("--lr-d", type=float, default=None, help="Discriminator learning rate (default 1e-3).")
 @click.option("--threads", "num_threads", type=int, default=None, help="torch threads during the fit (default 1).")
-@click.option("--device", default=None, help="torch device (default cpu).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace a generator fitted on another store in --out.")
 @storage_options_option

@@ -163,3 +163,13 @@ def test_levers_run(store_path, tmp_path):
     gan = h[h.stage == "gan"]
     assert np.allclose(gan["lam"].to_numpy()[1:], [0.5, 1.0, 1.0, 1.0])
     assert gan["loss_mode_seeking"].notna().iloc[1:].all() and gan["loss_moment"].notna().iloc[1:].all()
+
+
+def test_check_fit_options():
+    from augment.fit import check_fit_options
+
+    check_fit_options(use_text=False, lambda_mi=0.5, moment=1.0, overwrite=True)
+    with pytest.raises(ConfigError, match="unknown setting"):
+        check_fit_options(lamda_mi=1.0)
+    with pytest.raises(ConfigError, match="--mode"):
+        check_fit_options(mode="audio")

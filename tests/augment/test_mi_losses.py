@@ -91,3 +91,14 @@ def test_diversity_and_moment_terms():
     x = torch.tensor([[0.0], [1.0], [5.0], [6.0]])
     assert moment_matching(x, x, y, y, 2).item() == pytest.approx(0.0)
     assert moment_matching(x + 1, x, y, y, 2).item() > 0.5
+
+
+def test_text_identities_follow_the_transcript():
+    from augment.data import text_identities
+
+    emb = np.array([[1.0, 0.0], [1.0, 1e-7], [0.0, 1.0], [0.0, 1.0]], dtype=np.float32)
+    # same sentence embedded in two batches differs in the last bits: still one identity
+    assert text_identities(emb, ["a", "a", "b", "b"]).tolist() == [0, 0, 1, 1]
+    # no transcript: the embedding bytes decide
+    ids = text_identities(emb, ["", "", "", ""])
+    assert ids[2] == ids[3] and len(set(ids.tolist())) == 3
