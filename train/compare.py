@@ -143,9 +143,9 @@ def compare(store: str, out: str, *, methods: str | Sequence[str] = METHODS, n: 
         raise ConfigError(f"--min-mi: expected a number in [0, 1], got {min_mi}")
     gen_opts = {"num_threads": 1, **(generator_options or {})}
     if any(m in GENERATIVE for m in names):
-        from augment.config import FitConfig
+        from augment.fit import check_fit_options
 
-        FitConfig.from_kwargs(**gen_opts)  # fail before any work on a misspelt setting
+        check_fit_options(**gen_opts)  # fail before any work on a misspelt setting
     t0 = time.perf_counter()
     clear_store_cache()
     with dask_client(workers=workers, scheduler=scheduler) as client:
