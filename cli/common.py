@@ -70,3 +70,23 @@ storage_options_option = click.option(
 
 def echo_json(obj) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+class LayerChoice(click.ParamType):
+    """A hidden-layer index, or one of the given words (e.g. ``all``)."""
+
+    name = "layer"
+
+    def __init__(self, *words: str):
+        self.words = words
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        if text in self.words:
+            return text
+        try:
+            return int(text)
+        except ValueError:
+            self.fail(f"expected a layer index or one of {', '.join(self.words)}, got {value!r}", param, ctx)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.common import echo_json, run, storage_options_option, verbosity_option
+from cli.common import LayerChoice, echo_json, run, storage_options_option, verbosity_option
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -27,7 +27,7 @@ def extractors():
     from featstore.extractors import list_extractors
 
     for e in run(list_extractors):
-        click.echo(f"{e['name']:<10} {e['kind']:<6} needs {e['needs']:<34} {e['description']}")
+        click.echo(f"{e['name']:<16} {e['kind']:<6} needs {e['needs']:<52} {e['description']}")
 
 
 @main.command()
@@ -35,8 +35,13 @@ def extractors():
 @click.option("--root", default=None, help="Corpus folder in its native layout (the demo corpus needs none).")
 @click.option("--store", required=True, help="Output store: a path or fsspec URL (.zarr folder or .h5 file).")
 @click.option("--format", "format_", type=click.Choice(["zarr", "hdf5"]), default="zarr", show_default=True)
-@click.option("--audio-model", default="logmel", show_default=True, help="logmel, egemaps, or a HF model id/path.")
-@click.option("--audio-layer", type=int, default=None, help="Hidden layer of a HF audio model (default: last).")
+@click.option("--audio-model", default=None, help="whisper-base (the default), whisper-tiny.en, logmel, egemaps, or a HF model id/path.")
+@click.option("--audio-layer", type=LayerChoice("all"), default=None,
+              help="Hidden layer of a Whisper/HF audio model (default: Whisper's chosen layer, else the last); "
+                   "'all' also stores every layer as audio_layers.")
+@click.option("--window-s", default=None, metavar="auto|N",
+              help="Whisper: encode each clip at its own length rounded up to whole seconds (auto, the default) "
+                   "or padded to N s windows (30 = Whisper's own padding).")
 @click.option("--pooling", type=click.Choice(["mean", "meanstd"]), default=None, help="Pooling over frames (default: the extractor's own; logmel meanstd, models mean).")
 @click.option("--text-model", default="minilm", show_default=True, help="minilm, none, or a HF model id/path.")
 @click.option("--text-layer", type=int, default=None, help="Hidden layer of a HF text model (default: last).")
@@ -51,13 +56,13 @@ def extractors():
 @storage_options_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @verbosity_option
-def extract(corpus, root, store, format_, audio_model, audio_layer, pooling, text_model, text_layer, batch_size,
+def extract(corpus, root, store, format_, audio_model, audio_layer, window_s, pooling, text_model, text_layer, batch_size,
             chunk_rows, workers, scheduler, device, strict, overwrite, limit, storage_options, quiet):
     """Extract embeddings for a whole corpus into a feature store (resumable)."""
     from featstore.extract import extract as run_extract
 
     res = run(run_extract, corpus, store=store, root=root, audio_model=audio_model, audio_layer=audio_layer,
-              pooling=pooling, text_model=text_model, text_layer=text_layer, format=format_, batch_size=batch_size,
+              window_s=window_s, pooling=pooling, text_model=text_model, text_layer=text_layer, format=format_, batch_size=batch_size,
               chunk_rows=chunk_rows, workers=workers, scheduler=scheduler, strict=strict, overwrite=overwrite,
               storage_options=storage_options, device=device, progress=not quiet, limit=limit)
     s = res.store
@@ -90,6 +95,9 @@ def info(path, as_json, storage_options):
     for kind in ("audio", "text"):
         a = data[kind]
         click.echo(f"{kind:<10} " + (f"{a['extractor']} ({a['dim']}-d)" if a else "none"))
+    if data.get("audio_layers"):
+        lay = data["audio_layers"]
+        click.echo(f"layers     audio_layers: {lay['n_layers']} hidden states x {lay['dim']}-d (audio = state {lay['default_layer']})")
     click.echo(f"hash       {data['content_hash']}")
     for row in data["skipped"]:
         click.echo(f"skipped    {row['utt_id']}: {row['reason']} ({row['message']})")
@@ -97,7 +105,7 @@ def info(path, as_json, storage_options):
 
 def _short(arr):
     return None if arr is None else {"extractor": arr["extractor"], "dim": arr["dim"], **{
-        k: arr["config"].get(k) for k in ("model", "revision", "layer", "pooling", "sample_rate") if k in arr["config"]}}
+        k: arr["config"].get(k) for k in ("model", "revision", "layer", "pooling", "sample_rate", "window_s") if k in arr["config"]}}
 
 
 @main.command()

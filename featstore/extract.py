@@ -26,6 +26,9 @@ from featstore.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
 
+#: every hidden state of the audio encoder, pooled: (N, L+1, D), with ``--audio-layer all``
+LAYERS_ARRAY = "audio_layers"
+
 
 @dataclasses.dataclass
 class ExtractResult:
@@ -73,13 +76,20 @@ def embed_decoded(unit: DecodedUnit, audio_ex, text_ex, *, batch_size: int) -> t
 
     n = unit.stop - unit.start
     values = {"audio": np.zeros((n, audio_ex.dim), dtype=np.float32)}
+    layers = audio_ex.layer_states_shape
+    if layers is not None:
+        values[LAYERS_ARRAY] = np.zeros((n, *layers), dtype=np.float32)
     status = np.full(n, STATUS_SKIPPED, dtype=np.uint8)
     ok = sorted(unit.waves)
     status[ok] = STATUS_OK
     with torch.inference_mode():
         a = get_loaded(audio_ex)
         for batch in length_batches({i: len(unit.waves[i]) for i in ok}, batch_size):
-            values["audio"][batch] = a.embed([unit.waves[i] for i in batch])
+            out = a.embed([unit.waves[i] for i in batch])
+            if layers is not None:
+                values[LAYERS_ARRAY][batch] = out
+                out = out[:, a.stored_layer]
+            values["audio"][batch] = out
         if text_ex is not None:
             t = get_loaded(text_ex)
             values["text"] = np.zeros((n, text_ex.dim), dtype=np.float32)
@@ -168,8 +178,8 @@ def _dask_units(writer: StoreWriter, units, audio_ex, text_ex, *, batch_size: in
             fut.cancel()
 
 
-def extract(corpus: str | pd.DataFrame, *, store: str, root: str | None = None, audio_model: str = "logmel",
-            audio_layer: int | None = None, pooling: str | None = None, text_model: str | None = "minilm",
+def extract(corpus: str | pd.DataFrame, *, store: str, root: str | None = None, audio_model: str | None = None,
+            audio_layer: int | str | None = None, window_s: str | int | None = None, pooling: str | None = None, text_model: str | None = "minilm",
             text_layer: int | None = None, format: str = "zarr", batch_size: int = 8, chunk_rows: int | None = None,
             workers: int = 0, scheduler: str | None = None, strict: bool = False, overwrite: bool = False,
             storage_options: dict[str, Any] | None = None, device: str = "cpu", cache_dir: str | None = None,
@@ -180,8 +190,9 @@ def extract(corpus: str | pd.DataFrame, *, store: str, root: str | None = None, 
     after a crash resumes; a finished store with the same settings is returned untouched.
     """
     from featstore.corpora import get_corpus
-    from featstore.extractors import get_audio_extractor, get_text_extractor
+    from featstore.extractors import DEFAULT_AUDIO, get_audio_extractor, get_text_extractor
 
+    audio_model = audio_model or DEFAULT_AUDIO
     if batch_size < 1:
         raise ConfigError(f"--batch-size: expected a positive integer, got {batch_size}")
     if workers and scheduler:
@@ -192,9 +203,11 @@ def extract(corpus: str | pd.DataFrame, *, store: str, root: str | None = None, 
         items, corpus_name = get_corpus(corpus).load_items(root, cache_dir=cache_dir), corpus
     if limit:
         items = items.iloc[:limit]
-    audio_ex = get_audio_extractor(audio_model, layer=audio_layer, pooling=pooling, device=device)
+    audio_ex = get_audio_extractor(audio_model, layer=audio_layer, pooling=pooling, device=device, window_s=window_s)
     text_ex = get_text_extractor(text_model, layer=text_layer, device=device) if text_model and text_model != "none" else None
     arrays = {"audio": audio_ex.dim, **({"text": text_ex.dim} if text_ex is not None else {})}
+    if audio_ex.layer_states_shape is not None:
+        arrays[LAYERS_ARRAY] = tuple(audio_ex.layer_states_shape)
     metadata = {"kind": "features", "corpus": corpus_name,
                 "extractors": {"audio": audio_ex.config(), "text": text_ex.config() if text_ex is not None else None}}
     t0 = time.perf_counter()

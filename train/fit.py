@@ -67,7 +67,7 @@ def select_shards(folds, manifests: Sequence[str], *, min_mi: float | None, stor
 
 
 def _estimate_bytes(store, columns: tuple[str, ...], per_fold: dict[str, pd.DataFrame], mode: str) -> int:
-    dim = sum(store.dim(c) or 1 for c in columns)
+    dim = sum(store.row_width(c) or 1 for c in columns)
     n_syn = max([int(df["n_items"].sum()) if "n_items" in df else 0 for df in per_fold.values()] or [0])
     factor = 3 if mode == "multimodal" else 1
     return 4 * dim * (store.n_items + factor * n_syn)

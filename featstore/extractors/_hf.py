@@ -61,7 +61,7 @@ def load_pretrained(loader, model: str, revision: str | None, kind: str, **kwarg
     if looks_like_path(model) and not is_local(model):
         raise missing_model(model, kind)
     try:
-        with _quiet_progress():
+        with quiet_progress():
             return loader.from_pretrained(model, **hub_kwargs(model, revision), **kwargs)
     except MirageError:
         raise
@@ -70,7 +70,7 @@ def load_pretrained(loader, model: str, revision: str | None, kind: str, **kwarg
 
 
 @contextlib.contextmanager
-def _quiet_progress():
+def quiet_progress():
     """No per-model "Loading weights" bars: the extraction engine shows its own progress."""
     from transformers.utils import logging as hf_logging
 

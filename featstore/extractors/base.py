@@ -49,9 +49,20 @@ class AudioExtractor(Extractor):
     def sample_rate(self) -> int:
         """Rate (Hz) the waves passed to ``embed`` must have."""
 
+    @property
+    def layer_states_shape(self) -> tuple[int, int] | None:
+        """(L+1, dim) when the extractor keeps every hidden state (``layer="all"``), else None."""
+        return None
+
+    @property
+    def stored_layer(self) -> int | None:
+        """With every state kept: the index that also goes into the 2-D ``audio`` array."""
+        return None
+
     @abc.abstractmethod
     def embed(self, waves: list[np.ndarray]) -> np.ndarray:
-        """Embed a batch of 1-D float32 waves at ``sample_rate``; returns (B, dim) float32."""
+        """Embed a batch of 1-D float32 waves at ``sample_rate``; returns (B, dim) float32,
+        or (B, L+1, dim) when :attr:`layer_states_shape` is set."""
 
 
 class TextExtractor(Extractor):

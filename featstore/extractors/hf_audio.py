@@ -5,7 +5,8 @@ The family comes from ``AutoConfig`` (``model_type``); inputs from ``AutoFeature
 Whisper); the network from ``AutoModel`` (the encoder of an encoder-decoder model).
 
 - ``layer``: None = the model's final output (``last_hidden_state``, after any final norm);
-  0..L = ``hidden_states[layer]`` (0 = the input to the first block, L = number of blocks).
+  0..L = ``hidden_states[layer]`` (0 = the input to the first block, L = number of blocks);
+  "all" = every hidden state, pooled, as (B, L+1, D) (``audio`` then holds state L).
 - ``pooling``: "mean" = masked mean over frames, "meanstd" = masked mean and std.
   Frame masks come from the sample-level attention mask through the model's own
   ``_get_feature_vector_attention_mask``, so padding never changes an item's vector.
@@ -69,7 +70,8 @@ class HFAudioExtractor(AudioExtractor):
 
             cfg = _hf.load_pretrained(AutoConfig, self.model, self.revision, "audio")
             n_layers = _hf.num_layers(cfg)
-            _hf.check_layer(self.layer, n_layers, "--audio-layer")
+            if self.layer != "all":
+                _hf.check_layer(self.layer, n_layers, "--audio-layer")
             self._fe = _hf.load_pretrained(AutoFeatureExtractor, self.model, self.revision, "audio")
             sr = getattr(self._fe, "sampling_rate", None)
             if not sr:
@@ -94,7 +96,17 @@ class HFAudioExtractor(AudioExtractor):
             "pooling": self.pooling,
             "sample_rate": m["sample_rate"],
             "dim": self.dim,
+            **({"n_layer_states": m["n_layers"] + 1} if self.layer == "all" else {}),
         }
+
+    @property
+    def stored_layer(self) -> int | None:
+        """Hidden state kept as the 2-D ``audio`` array when every layer is kept."""
+        return self.meta()["n_layers"] if self.layer == "all" else self.layer
+
+    @property
+    def layer_states_shape(self) -> tuple[int, int] | None:
+        return (self.meta()["n_layers"] + 1, self.dim) if self.layer == "all" else None
 
     @property
     def dim(self) -> int:
@@ -138,6 +150,8 @@ class HFAudioExtractor(AudioExtractor):
         return out.cpu().numpy().astype(np.float32, copy=False)
 
     def _embed_batch(self, waves: list[np.ndarray]):
+        import torch
+
         kwargs = {} if self.meta()["model_type"] in FIXED_LENGTH else {"padding": True}
         inputs = self._fe(
             waves,
@@ -151,8 +165,12 @@ class HFAudioExtractor(AudioExtractor):
         if sample_mask is not None and self._uses_mask:
             model_inputs["attention_mask"] = sample_mask.to(self.device)
         out = self._net(**model_inputs, output_hidden_states=self.layer is not None, return_dict=True)
+        skip = PREFIX_TOKENS.get(self.meta()["model_type"], 0)
+        if self.layer == "all":
+            mask = self._frame_mask(out.hidden_states[0].shape[1] - skip, sample_mask, len(waves))
+            return torch.stack([masked_pool(s[:, skip:].float(), mask, self.pooling) for s in out.hidden_states], dim=1)
         states = out.last_hidden_state if self.layer is None else out.hidden_states[self.layer]
-        states = states[:, PREFIX_TOKENS.get(self.meta()["model_type"], 0) :]
+        states = states[:, skip:]
         mask = self._frame_mask(states.shape[1], sample_mask, len(waves))
         return masked_pool(states.float(), mask, self.pooling)
 

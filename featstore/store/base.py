@@ -107,9 +107,17 @@ class FeatureStore:
         return name in self.array_names
 
     def dim(self, name: str) -> int | None:
-        """Width of a 2-D array, None for a 1-D one."""
+        """Width of a 2-D array, None for a 1-D one (for a 3-D array: its second axis)."""
         shape = self._backend.shape(name)
         return int(shape[1]) if len(shape) > 1 else None
+
+    def row_shape(self, name: str) -> tuple[int, ...]:
+        """Shape of one row of ``name`` (() for a 1-D array)."""
+        return tuple(int(d) for d in self._backend.shape(name)[1:])
+
+    def row_width(self, name: str) -> int:
+        """Number of float32 values per row of ``name`` (a flattened row)."""
+        return int(np.prod(self.row_shape(name), dtype=np.int64))
 
     @property
     def labels(self) -> list[str]:
@@ -169,7 +177,8 @@ class FeatureStore:
             "splits": {str(k): int(v) for k, v in items["split"].value_counts().sort_index().items()} if "split" in items else {},
             "audio": _arr("audio"),
             "text": _arr("text"),
-            "arrays": {n: self.dim(n) for n in self.array_names},
+            "arrays": {n: (self.dim(n) if len(self.row_shape(n)) < 2 else list(self.row_shape(n))) for n in self.array_names},
+            "audio_layers": _layers_info(self, extractors.get("audio")),
             "chunk_rows": self.chunk_rows,
             "content_hash": meta.get("content_hash"),
             "schema_version": meta.get("schema_version"),
@@ -188,6 +197,14 @@ class FeatureStore:
 
     def __repr__(self) -> str:
         return f"FeatureStore({self.url!r}, format={self.format}, n_items={self.n_items}, arrays={self.array_names})"
+
+
+def _layers_info(store: FeatureStore, cfg: dict | None) -> dict | None:
+    """Every hidden state kept (``--audio-layer all``): their count, width and which is ``audio``."""
+    if not store.has("audio_layers"):
+        return None
+    n_states, dim = store.row_shape("audio_layers")
+    return {"n_layers": n_states, "dim": dim, "default_layer": (cfg or {}).get("default_layer")}
 
 
 def compute_content_hash(store: FeatureStore) -> str:

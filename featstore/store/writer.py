@@ -29,6 +29,13 @@ log = logging.getLogger(__name__)
 FORMATS = ("zarr", "hdf5")
 
 
+def _tail(dim: int | tuple[int, ...] | None) -> tuple[int, ...]:
+    """Per-row shape of an array declared as None (1-D), a width, or a tuple of sizes."""
+    if dim is None:
+        return ()
+    return (int(dim),) if isinstance(dim, (int, np.integer)) else tuple(int(d) for d in dim)
+
+
 def plan_fingerprint(plan: pd.DataFrame, arrays: dict[str, int | None], metadata: dict[str, Any], chunk_rows: int) -> str:
     h = hashlib.sha256()
     # duration_s comes from file headers, not from the user's intent: a re-encoded file must not block a resume.
@@ -51,7 +58,7 @@ class StoreWriter:
         self.storage_options = dict(storage_options or {})
         self.plan = plan.reset_index(drop=True)
         self.arrays = dict(arrays)
-        widest = max([4 * (d or 1) for d in arrays.values()] or [4])
+        widest = max([4 * int(np.prod(_tail(d))) for d in arrays.values()] or [4])
         self.chunk_rows = int(chunk_rows or auto_chunk_rows(len(self.plan), widest))
         self.staging = self.target if format == "zarr" else Location(self.target.url + ".partial.zarr", storage_options)
         self.fingerprint = plan_fingerprint(self.plan, self.arrays, metadata, self.chunk_rows)
@@ -150,8 +157,8 @@ class StoreWriter:
         n = len(self.plan)
         group = zarr.open_group(zarr_store(self.staging.url, self.storage_options, read_only=False), mode="a")
         for name, dim in self.arrays.items():
-            shape = (n, dim) if dim else (n,)
-            chunks = (self.chunk_rows, dim) if dim else (self.chunk_rows,)
+            shape = (n, *_tail(dim))
+            chunks = (self.chunk_rows, *_tail(dim))
             group.create_array(name, shape=shape, chunks=chunks, dtype="float32", fill_value=0.0,
                                compressors=compressors(), overwrite=True)
         group.create_array("status", shape=(n,), chunks=(self.chunk_rows,), dtype="uint8", fill_value=0, overwrite=True)
@@ -226,7 +233,7 @@ def write_store(url: str, *, items: pd.DataFrame, arrays: dict[str, np.ndarray],
                 format: str = "zarr", storage_options: dict[str, Any] | None = None, overwrite: bool = True,
                 chunk_rows: int | None = None) -> FeatureStore:
     """Write a whole in-memory store in one call (synthetic shards use this)."""
-    dims = {k: (int(v.shape[1]) if v.ndim > 1 else None) for k, v in arrays.items()}
+    dims = {k: (None if v.ndim == 1 else int(v.shape[1]) if v.ndim == 2 else tuple(v.shape[1:])) for k, v in arrays.items()}
     with StoreWriter(url, plan=items, arrays=dims, metadata=metadata, format=format, chunk_rows=chunk_rows,
                      storage_options=storage_options, overwrite=overwrite) as w:
         for start, stop in w.pending_units():

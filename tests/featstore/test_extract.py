@@ -67,7 +67,7 @@ def test_length_batches_group_similar_lengths():
 
 def test_bad_audio_is_skipped_and_listed(tmp_path):
     table = write_corpus(tmp_path / "c", n=24, bad={3: "garbage", 5: "empty", 7: "silent", 9: "short"})
-    res = extract("csv", root=str(table), store=str(tmp_path / "s.zarr"), text_model="none", progress=False)
+    res = extract("csv", root=str(table), store=str(tmp_path / "s.zarr"), audio_model="logmel", text_model="none", progress=False)
     store = res.store
     assert store.n_items == 20 and len(store.skipped) == 4
     reasons = dict(zip(store.skipped["utt_id"].str[-6:], store.skipped["reason"]))
@@ -83,10 +83,10 @@ def test_bad_audio_is_skipped_and_listed(tmp_path):
 def test_strict_stops_with_one_line_error(tmp_path):
     table = write_corpus(tmp_path / "c", n=20, bad={17: "silent"})
     with pytest.raises(BadAudioError, match="silent|peak"):
-        extract("csv", root=str(table), store=str(tmp_path / "s.zarr"), text_model="none", strict=True,
+        extract("csv", root=str(table), store=str(tmp_path / "s.zarr"), audio_model="logmel", text_model="none", strict=True,
                 chunk_rows=16, progress=False)
     out = CliRunner().invoke(featstore_cli, ["extract", "--corpus", "csv", "--root", str(table), "--store",
-                                             str(tmp_path / "t.zarr"), "--text-model", "none", "--strict", "--quiet"])
+                                             str(tmp_path / "t.zarr"), "--audio-model", "logmel", "--text-model", "none", "--strict", "--quiet"])
     assert out.exit_code != 0 and "Traceback" not in out.output and len(out.output.strip().splitlines()) == 1
     assert "--strict" in out.output
     assert verify(str(tmp_path / "t.zarr"))["problems"] == []
@@ -116,7 +116,7 @@ def test_sigkill_resume_gives_identical_store(tmp_path):
     table = write_corpus(tmp_path / "c", n=64, bad={40: "fifo"})
     store = tmp_path / "s.zarr"
     cmd = [featstore_exe(), "extract", "--corpus", "csv", "--root", str(table), "--store", str(store),
-           "--text-model", "none", "--chunk-rows", "16", "--quiet"]
+           "--audio-model", "logmel", "--text-model", "none", "--chunk-rows", "16", "--quiet"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for_units(store, 2, proc)
@@ -133,7 +133,7 @@ def test_sigkill_resume_gives_identical_store(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "units written" in done.stdout and "4/4" not in done.stdout
     resumed = open_store(str(store))
-    fresh = extract("csv", root=str(table), store=str(tmp_path / "fresh.zarr"), text_model="none", chunk_rows=16,
+    fresh = extract("csv", root=str(table), store=str(tmp_path / "fresh.zarr"), audio_model="logmel", text_model="none", chunk_rows=16,
                     progress=False).store
     assert resumed.n_items == fresh.n_items == 64
     assert resumed.metadata["content_hash"] == fresh.metadata["content_hash"]
@@ -143,8 +143,8 @@ def test_sigkill_resume_gives_identical_store(tmp_path):
 
 def test_hdf5_and_zarr_hold_the_same_values(tmp_path):
     table = write_corpus(tmp_path / "c", n=20)
-    z = extract("csv", root=str(table), store=str(tmp_path / "s.zarr"), text_model="none", progress=False).store
-    h = extract("csv", root=str(table), store=str(tmp_path / "s.h5"), format="hdf5", text_model="none", progress=False).store
+    z = extract("csv", root=str(table), store=str(tmp_path / "s.zarr"), audio_model="logmel", text_model="none", progress=False).store
+    h = extract("csv", root=str(table), store=str(tmp_path / "s.h5"), format="hdf5", audio_model="logmel", text_model="none", progress=False).store
     assert h.format == "hdf5" and (tmp_path / "s.h5").is_file()
     assert z.metadata["content_hash"] == h.metadata["content_hash"]
     np.testing.assert_array_equal(z.read("audio"), h.read("audio"))
@@ -159,14 +159,14 @@ def test_second_writer_refused_in_process(tmp_path):
     items = get_corpus("csv").load_items(str(table))
     with StoreWriter(str(tmp_path / "s.zarr"), plan=items, arrays={"audio": 4}, metadata={}):
         with pytest.raises(StoreLockedError):
-            extract("csv", root=str(table), store=str(tmp_path / "s.zarr"), text_model="none", progress=False)
+            extract("csv", root=str(table), store=str(tmp_path / "s.zarr"), audio_model="logmel", text_model="none", progress=False)
 
 
 def test_dask_local_cluster_matches_one_process(tmp_path):
     table = write_corpus(tmp_path / "c", n=48)
-    one = extract("csv", root=str(table), store=str(tmp_path / "one.zarr"), text_model="none", chunk_rows=16,
+    one = extract("csv", root=str(table), store=str(tmp_path / "one.zarr"), audio_model="logmel", text_model="none", chunk_rows=16,
                   progress=False).store
-    two = extract("csv", root=str(table), store=str(tmp_path / "two.zarr"), text_model="none", chunk_rows=16,
+    two = extract("csv", root=str(table), store=str(tmp_path / "two.zarr"), audio_model="logmel", text_model="none", chunk_rows=16,
                   workers=2, progress=False).store
     assert one.metadata["content_hash"] == two.metadata["content_hash"]
 
@@ -177,7 +177,7 @@ def test_emodb_real_corpus(tmp_path):
 
     root = shared_corpus("emodb")
     out = CliRunner().invoke(featstore_cli, ["extract", "--corpus", "emodb", "--root", str(root), "--store",
-                                             str(tmp_path / "emodb.zarr"), "--text-model", "none", "--quiet"])
+                                             str(tmp_path / "emodb.zarr"), "--audio-model", "logmel", "--text-model", "none", "--quiet"])
     assert out.exit_code == 0, out.output
     info = json.loads(CliRunner().invoke(featstore_cli, ["info", str(tmp_path / "emodb.zarr"), "--json"]).output)
     assert info["n_items"] == 535 and info["speakers"] == 10 and len(info["labels"]) == 7 and info["n_skipped"] == 0

@@ -47,7 +47,7 @@ def test_unreachable_scheduler_is_a_one_line_error(tmp_path, monkeypatch):
         port = s.getsockname()[1]
     table = write_corpus(tmp_path / "c", n=4)
     out = CliRunner().invoke(featstore_cli, ["extract", "--corpus", "csv", "--root", str(table), "--store",
-                                             str(tmp_path / "s.zarr"), "--text-model", "none", "--quiet",
+                                             str(tmp_path / "s.zarr"), "--audio-model", "logmel", "--text-model", "none", "--quiet",
                                              "--scheduler", f"tcp://127.0.0.1:{port}"])
     assert out.exit_code != 0 and "Traceback" not in out.output
     assert len(out.output.strip().splitlines()) == 1 and "cannot reach a Dask scheduler" in out.output

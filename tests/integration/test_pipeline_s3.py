@@ -41,7 +41,7 @@ def _corpus(tmp_path: Path) -> Path:
 
 def _pipeline(table: Path, root: str, out: Path, opts: list[str]) -> dict:
     store, gen, syn = f"{root}/feats.zarr", f"{root}/gen", f"{root}/syn"
-    _ok(featstore_cli, "extract", "--corpus", "csv", "--root", table, "--store", store, "--text-model", "none",
+    _ok(featstore_cli, "extract", "--corpus", "csv", "--root", table, "--store", store, "--audio-model", "logmel", "--text-model", "none",
         "--chunk-rows", "16", "--quiet", *opts)
     _ok(augment_cli, "fit", "--store", store, "--out", gen, *FIT, *opts)
     generated = json.loads(_ok(augment_cli, "generate", "--model", gen, "--out", syn, "--n", "1x", "--shard-size", "16",

@@ -26,7 +26,7 @@ def cli(*args: str):
 
 def local_store(tmp_path, table, fmt: str = "zarr", **kw):
     suffix = "h5" if fmt == "hdf5" else "zarr"
-    return extract("csv", root=str(table), store=str(tmp_path / f"local.{suffix}"), format=fmt, text_model="none",
+    return extract("csv", root=str(table), store=str(tmp_path / f"local.{suffix}"), format=fmt, audio_model="logmel", text_model="none",
                    progress=False, **kw).store
 
 
@@ -35,7 +35,7 @@ def test_extract_to_s3_equals_local_disk(tmp_path, s3, fmt, key):
     table = write_corpus(tmp_path / "c", n=24, bad={5: "silent"})
     local = local_store(tmp_path, table, fmt, chunk_rows=8)
     url = s3.url(key)
-    out = cli("extract", "--corpus", "csv", "--root", str(table), "--store", url, "--format", fmt, "--text-model",
+    out = cli("extract", "--corpus", "csv", "--root", str(table), "--store", url, "--format", fmt, "--audio-model", "logmel", "--text-model",
               "none", "--chunk-rows", "8", "--quiet", "--storage-options", s3.options_json)
     assert out.exit_code == 0, out.output
     assert "23 items, 1 skipped" in out.output
@@ -56,7 +56,7 @@ def test_extract_to_s3_equals_local_disk(tmp_path, s3, fmt, key):
         assert remote.items["utt_id"].tolist() == local.items["utt_id"].tolist()
     keys = s3.keys()
     assert not [k for k in keys if ".partial.zarr" in k or k.endswith(".lock") or ".tmp-" in k], keys
-    again = cli("extract", "--corpus", "csv", "--root", str(table), "--store", url, "--format", fmt, "--text-model",
+    again = cli("extract", "--corpus", "csv", "--root", str(table), "--store", url, "--format", fmt, "--audio-model", "logmel", "--text-model",
                 "none", "--chunk-rows", "8", "--quiet", "--storage-options", s3.options_json)
     assert again.exit_code == 0 and "nothing to do" in again.output
 
@@ -75,7 +75,7 @@ def test_s3_store_resumes_after_sigkill_and_refuses_a_second_writer(tmp_path, s3
     # Item 20 is a FIFO: reading it blocks, which parks the run after two units every time.
     table = write_corpus(tmp_path / "c", n=32, bad={20: "fifo"})
     url = s3.url("resume.zarr")
-    args = ["extract", "--corpus", "csv", "--root", str(table), "--store", url, "--text-model", "none",
+    args = ["extract", "--corpus", "csv", "--root", str(table), "--store", url, "--audio-model", "logmel", "--text-model", "none",
             "--chunk-rows", "8", "--quiet"]
     # The subprocess sees the endpoint and credentials through its environment only.
     proc = subprocess.Popen([featstore_exe(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -117,7 +117,7 @@ def test_object_store_mistakes_are_one_line_errors(tmp_path, s3, monkeypatch):
     table = write_corpus(tmp_path / "c", n=4)
     opts = s3.options_json
     missing = f"s3://{s3.name}-nope/feats.zarr"
-    extract_args = ["extract", "--corpus", "csv", "--root", str(table), "--text-model", "none", "--quiet"]
+    extract_args = ["extract", "--corpus", "csv", "--root", str(table), "--audio-model", "logmel", "--text-model", "none", "--quiet"]
     _one_line_failure(cli(*extract_args, "--store", missing, "--storage-options", opts), "expected an existing bucket", "aws s3 mb")
     assert not s3.fs().exists(f"{s3.name}-nope")  # never created behind the user's back
     _one_line_failure(cli("info", missing, "--storage-options", opts), "expected an existing bucket")

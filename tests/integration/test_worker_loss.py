@@ -70,7 +70,7 @@ def test_killed_worker_loses_and_duplicates_nothing(tmp_path, cluster):
     # the task, rerun on the other worker, succeeds.
     table = write_corpus(tmp_path / "c", n=64, bad={24: "fifo"})
     store = tmp_path / "killed.zarr"
-    thread, box = _run_in_thread(corpus="csv", root=str(table), store=str(store), text_model="none", chunk_rows=8,
+    thread, box = _run_in_thread(corpus="csv", root=str(table), store=str(store), audio_model="logmel", text_model="none", chunk_rows=8,
                                  scheduler=cluster.address, progress=False)
     with cluster.client() as client:
         addr, pid = _worker_stuck_on(client, "24")
@@ -82,7 +82,7 @@ def test_killed_worker_loses_and_duplicates_nothing(tmp_path, cluster):
     assert "error" not in box, box.get("error")
     res = box["result"]
     assert res.n_units_done_now == res.n_units_total == 8
-    fresh = extract("csv", root=str(table), store=str(tmp_path / "fresh.zarr"), text_model="none", chunk_rows=8,
+    fresh = extract("csv", root=str(table), store=str(tmp_path / "fresh.zarr"), audio_model="logmel", text_model="none", chunk_rows=8,
                     progress=False).store
     assert res.store.n_items == 64 and verify(str(store))["problems"] == []
     assert res.store.metadata["content_hash"] == fresh.metadata["content_hash"]
@@ -95,7 +95,7 @@ def test_losing_every_worker_fails_in_one_line_and_a_rerun_resumes(tmp_path, das
     dask_cluster.ensure_workers(1)
     table = write_corpus(tmp_path / "c", n=48, bad={16: "fifo"})
     store = tmp_path / "lost.zarr"
-    args = dict(corpus="csv", root=str(table), store=str(store), text_model="none", chunk_rows=8, progress=False)
+    args = dict(corpus="csv", root=str(table), store=str(store), audio_model="logmel", text_model="none", chunk_rows=8, progress=False)
     thread, box = _run_in_thread(**args, scheduler=dask_cluster.address)
     with dask_cluster.client() as client:
         _worker_stuck_on(client, "16")
