@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.common import run, storage_options_option, verbosity_option
+from cli.common import LayerChoice, run, storage_options_option, verbosity_option
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -43,18 +43,21 @@ def _common(fn):
 @click.option("--loader-workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="DataLoader worker processes for streamed training (started with spawn).")
 @click.option("--synthetic-weight", type=click.FloatRange(min=0.0), default=None, help="Loss weight of synthetic rows (default 1).")
+@click.option("--layer", type=LayerChoice("mean", "weighted"), default=None, metavar="K|mean|weighted",
+              help="Train on hidden state K of the store's audio_layers (featstore extract --audio-layer all), their mean, "
+                   "or a softmax-weighted sum learned on each training fold (default: the store's audio array).")
 @_dask_options
 @storage_options_option
 @verbosity_option
 def fit(store, synthetic, mode, evaluation, out, classifier, seed, min_mi, loader, max_memory_mb, loader_workers,
-        synthetic_weight, workers, scheduler, storage_options):
+        synthetic_weight, layer, workers, scheduler, storage_options):
     """Evaluate a classifier on real (+ synthetic) features; writes OUT/metrics.json and OUT/confusion.png."""
     from train.fit import fit as fit_fn
 
     result = run(fit_fn, store, out, synthetic=synthetic, mode=mode, evaluation=evaluation, classifier=classifier,
                  seed=seed, min_mi=min_mi, loader=loader, max_memory_mb=max_memory_mb, workers=workers,
                  scheduler=scheduler, loader_workers=loader_workers, storage_options=storage_options,
-                 classifier_options={"synthetic_weight": synthetic_weight}, progress=True)
+                 classifier_options={"synthetic_weight": synthetic_weight}, progress=True, layer=layer)
     click.echo(result.message)
 
 

@@ -44,6 +44,9 @@ class RealData:
     t: np.ndarray | None
     metadata: dict[str, Any]
     storage_options: dict[str, Any] | None = None
+    layer: int | str | None = None        # see train.layers; None = the store's audio array
+    layers: np.ndarray | None = None      # (N, S, D) every hidden state, kept for --layer weighted
+    layer_weights: np.ndarray | None = None  # the fold's learned weights (--layer weighted)
 
     @property
     def token(self) -> str | None:
@@ -88,18 +91,42 @@ def real_items(store) -> tuple[pd.DataFrame, list[str], np.ndarray]:
 
 
 def load_real(url: str, *, mode: str = "ser", storage_options: dict[str, Any] | None = None,
-              scheduler: str = "threads", client=None) -> RealData:
-    """Every usable item of the real store, read with one Dask task per block."""
+              scheduler: str = "threads", client=None, layer: int | str | None = None) -> RealData:
+    """Every usable item of the real store, read with one Dask task per block.
+
+    ``layer`` (see :mod:`train.layers`) reads ``audio_layers`` instead of ``audio``."""
+    from train.layers import LAYERS_ARRAY, check_layer, fixed_view
+
     store = cached_store(url, storage_options)
     cols = store_columns(store, mode)
+    layer = check_layer(layer, store)
+    if layer is not None:
+        cols = (LAYERS_ARRAY, *cols[1:])
     items, labels, y = real_items(store)
     x = load_rows(Source(store.url, cols, items["row"].to_numpy(), y, storage_options=storage_options,
                          token=store_token(store)),
                   scheduler=scheduler, client=client)
-    da = store.dim("audio")
+    da = store.row_width(cols[0])
     h, t = (x, None) if mode == "ser" else (x[:, :da], x[:, da:])
+    layers = None
+    if layer is not None:
+        layers = h.reshape(len(h), *store.row_shape(LAYERS_ARRAY))
+        h = layers[:, -1] if layer == "weighted" else fixed_view(layers, layer)
     return RealData(store.url, items, labels, y, np.ascontiguousarray(h), None if t is None else np.ascontiguousarray(t),
-                    dict(store.metadata), storage_options)
+                    dict(store.metadata), storage_options, layer=layer, layers=layers if layer == "weighted" else None)
+
+
+def for_fold(real: RealData, train_idx: np.ndarray, *, seed: int) -> RealData:
+    """``real`` as one fold sees it: with ``--layer weighted`` the layer mix is learned on the
+    fold's training rows only and applied to every row; otherwise ``real`` itself."""
+    if real.layer != "weighted":
+        return real
+    from dataclasses import replace
+
+    from train.layers import fit_layer_weights, weighted_view
+
+    weights, mean, scale = fit_layer_weights(real.layers[train_idx], real.y[train_idx], len(real.labels), seed=seed)
+    return replace(real, h=weighted_view(real.layers, weights, mean, scale), layer_weights=weights)
 
 
 @dataclass

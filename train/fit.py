@@ -22,7 +22,7 @@ import pandas as pd
 
 from featstore.errors import ConfigError
 from train.classifier import ClassifierConfig
-from train.dataset import RealData, assemble, check_mode, load_real, real_items, store_columns
+from train.dataset import RealData, assemble, check_mode, for_fold, load_real, real_items, store_columns
 from train.experiment import FoldResult, evaluate_in_memory, evaluate_streaming, summarize, write_metrics
 from train.folds import assign_shards, corpus_name, make_folds
 from train.loaders import cached_store, clear_store_cache
@@ -77,8 +77,12 @@ def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser
         classifier: str = "linear", seed: int = 0, min_mi: float | None = None, loader: str = "auto",
         max_memory_mb: float = 2048.0, workers: int = 0, scheduler: str | None = None, loader_workers: int = 0,
         storage_options: dict[str, Any] | None = None, classifier_options: dict[str, Any] | None = None,
-        progress: bool = False) -> FitResult:
-    """Train and evaluate per fold; write ``out/metrics.json`` and ``out/confusion.png``."""
+        progress: bool = False, layer: int | str | None = None) -> FitResult:
+    """Train and evaluate per fold; write ``out/metrics.json`` and ``out/confusion.png``.
+
+    ``layer`` (K, "mean" or "weighted"; see :mod:`train.layers`) trains on the store's
+    ``audio_layers`` instead of its ``audio``."""
+    from train.layers import check_layer
     from featstore.dask_utils import dask_client
 
     check_mode(mode)
@@ -91,14 +95,22 @@ def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser
     clear_store_cache()  # a store rewritten at the same path since the last call must be reread
     real_store = cached_store(store, storage_options)
     columns = store_columns(real_store, mode)
+    layer = check_layer(layer, real_store)
+    if layer is not None and synthetic:
+        raise ConfigError("--layer: synthetic shards live in the space of the store's audio array; expected no --synthetic "
+                          "with --layer (extract with --audio-layer K and fit the generator on that store instead)")
+    if layer is not None and loader == "stream":
+        raise ConfigError("--layer: expected --loader memory or auto (layer views are built in memory), got --loader stream")
     items, labels, y = real_items(real_store)
     folds = make_folds(items, real_store.metadata, evaluation)
     per_fold = select_shards(folds, list(synthetic), min_mi=min_mi, store_hash=real_store.metadata.get("content_hash"),
                              storage_options=storage_options)
-    stream = loader == "stream" or (loader == "auto" and _estimate_bytes(real_store, columns, per_fold, mode) > max_memory_mb * 2**20)
+    stream = loader == "stream" or (layer is None and loader == "auto"
+                                    and _estimate_bytes(real_store, columns, per_fold, mode) > max_memory_mb * 2**20)
     from tqdm.auto import tqdm
 
     results: list[FoldResult] = []
+    layer_weights: dict[str, list[float]] = {}
     with dask_client(workers=workers, scheduler=scheduler) as client:
         if stream:
             # features stay on disk: only the item table is held
@@ -125,8 +137,11 @@ def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser
                                                   num_workers=loader_workers, combos=combos,
                                                   shards=shards["path_abs"].astype(str).tolist() if not shards.empty else []))
         else:
-            real = load_real(real_store.url, mode=mode, storage_options=storage_options, client=client)
+            all_real = load_real(real_store.url, mode=mode, storage_options=storage_options, client=client, layer=layer)
             for fold in tqdm(folds, desc="train fit: folds", disable=not progress):
+                real = for_fold(all_real, fold.train, seed=derive_seed(seed, "layers", fold.name))
+                if real.layer_weights is not None:
+                    layer_weights[fold.name] = [round(float(w), 6) for w in real.layer_weights]
                 shards = per_fold[fold.name]
                 synth = load_synthetic(shards, labels, mode=mode, audio_dim=real.audio_dim,
                                        storage_options=storage_options, client=client)
@@ -138,6 +153,8 @@ def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser
         "corpus": corpus_name(real_store.metadata), "mode": mode, "eval": evaluation, "seed": int(seed),
         "classifier": {k: v for k, v in dataclasses.asdict(cfg).items()}, "synthetic": [str(s) for s in synthetic],
         "min_mi": min_mi, "loader": "stream" if stream else "memory",
+        **({"layer": layer} if layer is not None else {}),
+        **({"layer_weights": layer_weights} if layer_weights else {}),
     }
     metrics = summarize(results, labels, config)
     path = write_metrics(out, metrics)
