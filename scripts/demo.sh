@@ -7,7 +7,7 @@ mkdir -p "$OUT"
 start=$(date +%s)
 step() { printf '\n== %s (%ds) ==\n' "$1" $(( $(date +%s) - start )); }
 
-step "1/4 featstore extract: demo corpus -> $OUT/demo.zarr (logmel audio + MiniLM text)"
+step "1/4 featstore extract: demo corpus -> $OUT/demo.zarr (Whisper-base audio + MiniLM text)"
 featstore extract --corpus demo --store "$OUT/demo.zarr"
 featstore info "$OUT/demo.zarr"
 

