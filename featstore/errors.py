@@ -64,6 +64,11 @@ class StoreCorruptError(MirageError, RuntimeError):
     """The store's contents do not match its metadata."""
 
 
+class CheckpointError(MirageError, ValueError):
+    """A generator checkpoint is damaged or was altered after it was written (its files do not
+    match the checksums recorded beside them, or cannot be parsed)."""
+
+
 class TrainingDivergedError(MirageError, FloatingPointError):
     """A loss became NaN/inf or exploded during training."""
 

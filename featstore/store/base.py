@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
+import zlib
 from typing import Any, Protocol
 
 import numpy as np
@@ -23,6 +25,25 @@ STATUS_PENDING, STATUS_OK, STATUS_SKIPPED = 0, 1, 2
 SKIPPED_COLUMNS = ("utt_id", "path", "reason", "message")
 #: Arrays that are bookkeeping, not features.
 INTERNAL_ARRAYS = ("status",)
+#: The per-chunk checksum the writer records (``mirage.json`` key ``checksums``) and readers check.
+CHECKSUM_ALGORITHM = "crc32"
+
+
+def chunk_checksum(values: np.ndarray) -> int:
+    """crc32 of one chunk's values as little-endian bytes in C order (what the writer stored)."""
+    a = np.asarray(values)
+    if a.dtype.byteorder == ">":
+        a = a.astype(a.dtype.newbyteorder("<"))
+    return zlib.crc32(np.ascontiguousarray(a).reshape(-1).view(np.uint8)) & 0xFFFFFFFF
+
+
+def checksum_table_bytes(chunk_rows: int, arrays: dict[str, list[int]]) -> bytes:
+    return json.dumps({"algorithm": CHECKSUM_ALGORITHM, "chunk_rows": int(chunk_rows),
+                       "arrays": {k: [int(c) for c in v] for k, v in sorted(arrays.items())}}, sort_keys=True).encode()
+
+
+def _corrupt_hint(url: str) -> str:
+    return f"re-extract the store (or regenerate the shard) or run `featstore verify {url}`"
 
 
 class Backend(Protocol):
@@ -81,6 +102,101 @@ class FeatureStore:
         self.skipped: pd.DataFrame = (
             table_from_bytes(skipped) if skipped is not None else pd.DataFrame(columns=list(SKIPPED_COLUMNS))
         )
+        #: chunk_rows and per-array chunk checksums; None for stores written before checksums existed.
+        self._checksums: tuple[int, dict[str, list[int]]] | None = None
+        if self.metadata.get("checksums"):
+            self._checksums = self._load_checksums()
+
+    # -- integrity -------------------------------------------------------------------------
+    def _load_checksums(self) -> tuple[int, dict[str, list[int]]]:
+        url = self.url
+        algo = self.metadata.get("checksums")
+        if algo != CHECKSUM_ALGORITHM:
+            raise StoreCorruptError(f"{url}: expected chunk checksums of kind {CHECKSUM_ALGORITHM}, got {algo!r}; "
+                                    "upgrade mirage or re-extract the store")
+        blob = self._backend.read_blob("checksums")
+        try:
+            table = json.loads(blob) if blob is not None else None
+            rows = int(table["chunk_rows"])
+            arrays = {str(k): [int(c) for c in v] for k, v in table["arrays"].items()}
+        except (ValueError, TypeError, KeyError):
+            table = None
+        if table is None or rows < 1:
+            raise StoreCorruptError(f"{url}: its metadata records chunk checksums, but the checksum table is "
+                                    f"{'missing' if blob is None else 'unreadable'}; {_corrupt_hint(url)}")
+        n_chunks = -(-self.n_rows // rows)
+        for name in self._backend.array_names():
+            if name not in arrays or len(arrays[name]) != n_chunks:
+                raise StoreCorruptError(f"{url}: expected {n_chunks} chunk checksums for array {name}, got "
+                                        f"{len(arrays.get(name, []))}; {_corrupt_hint(url)}")
+        return rows, arrays
+
+    @property
+    def verified(self) -> bool:
+        """Whether reads are checked against recorded chunk checksums (False for older stores)."""
+        return self._checksums is not None
+
+    def _corrupt(self, name: str, chunk: int, rows: tuple[int, int], what: str) -> StoreCorruptError:
+        return StoreCorruptError(f"{self.url}: array {name}, chunk {chunk} (rows {rows[0]}-{rows[1] - 1}) {what}; "
+                                 f"the store is damaged — {_corrupt_hint(self.url)}")
+
+    def _raw(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Backend read; a chunk the backend cannot decode (truncated file ...) becomes StoreCorruptError."""
+        try:
+            return self._backend.read(name, start, stop)
+        except (ValueError, OSError, RuntimeError) as exc:  # zarr: reshape (no codec) or codec (zstd) errors
+            from featstore.errors import MirageError
+            from featstore.store.location import is_remote
+
+            if isinstance(exc, (MirageError, FileNotFoundError, PermissionError)) or (
+                    isinstance(exc, OSError) and is_remote(self.url)):
+                raise
+            rows = self._checksums[0] if self._checksums else self.chunk_rows
+            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+            for c in range(start // rows, -(-stop // rows)):  # find the chunk that fails
+                a, b = c * rows, min(self.n_rows, (c + 1) * rows)
+                try:
+                    self._backend.read(name, a, b)
+                except (ValueError, OSError, RuntimeError):
+                    raise self._corrupt(name, c, (a, b), f"cannot be read ({detail})") from None
+            raise StoreCorruptError(f"{self.url}: array {name}, rows {start}-{stop - 1} cannot be read ({detail}); "
+                                    f"the store is damaged — {_corrupt_hint(self.url)}") from None
+
+    def _read(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Rows [start, stop) of ``name``, every chunk touched checked against its checksum."""
+        if self._checksums is None:
+            return self._raw(name, start, stop)
+        rows, table = self._checksums
+        crcs = table.get(name)
+        n = self.n_rows
+        start, stop = max(0, int(start)), min(n, int(stop))
+        if crcs is None or start >= stop:
+            return self._raw(name, start, max(start, stop))
+        c0, c1 = start // rows, -(-stop // rows)
+        lo, hi = c0 * rows, min(n, c1 * rows)
+        block = self._raw(name, lo, hi)
+        for c in range(c0, c1):
+            a, b = c * rows, min(n, (c + 1) * rows)
+            if chunk_checksum(block[a - lo:b - lo]) != crcs[c]:
+                raise self._corrupt(name, c, (a, b), "does not match its checksum (missing, truncated or altered)")
+        return block if (lo, hi) == (start, stop) else block[start - lo:stop - lo]
+
+    def check_chunks(self, name: str) -> list[str]:
+        """Problems of every chunk of ``name`` against its checksum (empty list = all match or none recorded)."""
+        if self._checksums is None:
+            return []
+        rows, table = self._checksums
+        problems = []
+        for c, crc in enumerate(table.get(name, [])):
+            a, b = c * rows, min(self.n_rows, (c + 1) * rows)
+            try:
+                ok = chunk_checksum(self._raw(name, a, b)) == crc
+            except StoreCorruptError:
+                ok = False
+            if not ok:
+                problems.append(f"array {name}: chunk {c} (rows {a}-{b - 1}) does not match its checksum "
+                                "(missing, truncated or altered)")
+        return problems
 
     # -- shape -----------------------------------------------------------------------------
     @property
@@ -125,8 +241,11 @@ class FeatureStore:
 
     # -- data ------------------------------------------------------------------------------
     def read_rows(self, name: str, start: int, stop: int) -> np.ndarray:
-        """Raw array rows [start, stop) — a cheap contiguous read; align to ``chunk_rows``."""
-        return self._backend.read(name, start, stop)
+        """Raw array rows [start, stop) — a cheap contiguous read; align to ``chunk_rows``.
+
+        Every chunk touched is checked against its recorded checksum (a read is widened to
+        whole chunks, checked, then sliced); a mismatch raises :class:`StoreCorruptError`."""
+        return self._read(name, start, stop)
 
     def read(self, name: str, rows: np.ndarray | None = None) -> np.ndarray:
         """Feature rows for the usable items (``items`` order by default) or given row ids."""
@@ -136,15 +255,15 @@ class FeatureStore:
             return np.zeros((0, *tail), dtype=np.float32)
         lo, hi = int(rows.min()), int(rows.max()) + 1
         if hi - lo == len(rows) and np.all(np.diff(rows) == 1):
-            return self._backend.read(name, lo, hi)
-        return self._backend.read(name, lo, hi)[rows - lo]
+            return self._read(name, lo, hi)
+        return self._read(name, lo, hi)[rows - lo]
 
     def iter_blocks(self, name: str):
         """Yield ``(start, stop, values)`` over chunk-aligned row blocks."""
         step = self.chunk_rows
         for start in range(0, self.n_rows, step):
             stop = min(self.n_rows, start + step)
-            yield start, stop, self._backend.read(name, start, stop)
+            yield start, stop, self._read(name, start, stop)
 
     # -- identity --------------------------------------------------------------------------
     def content_hash(self) -> str:
@@ -247,6 +366,18 @@ def verify_store(store: FeatureStore) -> list[str]:
     for name in store.array_names:
         if store._backend.shape(name)[0] != n:
             problems.append(f"array {name}: expected {n} rows, got {store._backend.shape(name)[0]}")
+    damaged = [p for name in ["status", *store.array_names] for p in store.check_chunks(name)]
+    if damaged:  # what follows reads through the checks and would stop at the first bad chunk
+        return problems + damaged
+    try:
+        return _verify_contents(store, problems)
+    except StoreCorruptError as exc:  # a store without checksums whose chunk cannot be decoded
+        return [*problems, str(exc)]
+
+
+def _verify_contents(store: FeatureStore, problems: list[str]) -> list[str]:
+    meta = store.metadata
+    n = store.n_rows
     status = store.read_rows("status", 0, n)
     rows = store.items["row"].to_numpy()
     if len(rows) and (rows.min() < 0 or rows.max() >= n):

@@ -24,16 +24,37 @@ class Hdf5Backend:
         import h5py
 
         self.url = url
-        if is_remote(url):
-            fs, path = filesystem(url, storage_options)
-            self._fh = fs.open(path, "rb")
-            self.file = h5py.File(self._fh, "r")
-        else:
-            self._fh = None
-            self.file = h5py.File(url, "r")
+        self._fh = None
+        try:
+            if is_remote(url):
+                fs, path = filesystem(url, storage_options)
+                self._fh = fs.open(path, "rb")
+                self.file = h5py.File(self._fh, "r")
+            else:
+                self.file = h5py.File(url, "r")
+        except OSError as exc:
+            if self._fh is not None:
+                self._fh.close()
+            if isinstance(exc, (FileNotFoundError, PermissionError)) or (is_remote(url) and not _is_format_error(exc)):
+                raise
+            raise _not_hdf5(url, exc) from None
 
     def attrs(self) -> dict[str, Any]:
-        return json.loads(self.file.attrs["mirage"])
+        from featstore.errors import StoreCorruptError, StoreNotFoundError
+
+        try:
+            raw = self.file.attrs["mirage"]
+        except KeyError:
+            raise StoreNotFoundError(f"{self.url}: expected a feature store, got an HDF5 file without mirage metadata; "
+                                     "pass the path of a store written by `featstore extract`") from None
+        except OSError as exc:
+            raise StoreCorruptError(f"{self.url}: the HDF5 file cannot be read ({_first_line(exc)}); it is damaged — "
+                                    "re-extract the store") from None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise StoreCorruptError(f"{self.url}: expected JSON metadata in the HDF5 file, got unreadable content; "
+                                    "re-extract the store") from None
 
     def array_names(self) -> list[str]:
         return sorted(k for k in self.file.keys() if not k.startswith(BLOB_PREFIX))
@@ -58,6 +79,26 @@ class Hdf5Backend:
             self._fh.close()
 
 
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+
+
+def _is_format_error(exc: OSError) -> bool:
+    text = str(exc).lower()
+    return "signature" in text or "truncated" in text or "unable to" in text
+
+
+def _not_hdf5(url: str, exc: OSError):
+    """The typed error for a file h5py cannot open: not HDF5 at all, or a damaged one."""
+    from featstore.errors import StoreCorruptError, StoreNotFoundError
+
+    if "signature" in str(exc).lower():
+        return StoreNotFoundError(f"{url}: expected a feature store (a .zarr folder or an HDF5 file), got a file that "
+                                  "is neither; pass the path of a store written by `featstore extract`")
+    return StoreCorruptError(f"{url}: the HDF5 file cannot be opened ({_first_line(exc)}); it is truncated or damaged — "
+                             "re-extract the store")
+
+
 def write_hdf5_from(source, url: str, storage_options: dict[str, Any] | None = None) -> None:
     """Copy a finished store (any backend, as a FeatureStore) into an HDF5 file at ``url``."""
     import h5py
@@ -75,8 +116,9 @@ def write_hdf5_from(source, url: str, storage_options: dict[str, Any] | None = N
                 chunks = (min(rows, max(1, shape[0])), *shape[1:])
                 ds = f.create_dataset(name, shape=shape, dtype=backend.read(name, 0, 0).dtype, chunks=chunks if shape[0] else None)
                 for start in range(0, shape[0], rows):
-                    ds[start : start + rows] = backend.read(name, start, min(shape[0], start + rows))
-            for blob in ("items", "skipped"):
+                    # through the store: chunks are checked against their checksums on the way
+                    ds[start : start + rows] = source.read_rows(name, start, min(shape[0], start + rows))
+            for blob in ("items", "skipped", "checksums"):
                 data = backend.read_blob(blob)
                 if data is not None:
                     f.create_dataset(BLOB_PREFIX + blob, data=np.frombuffer(data, dtype=np.uint8))

@@ -19,7 +19,7 @@ import time
 import uuid
 from typing import Any, Iterator
 
-from featstore.errors import MirageError, ObjectStoreError, StoreLockedError  # noqa: F401  (ObjectStoreError re-exported)
+from featstore.errors import ConfigError, MirageError, ObjectStoreError, StoreLockedError  # noqa: F401  (ObjectStoreError re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,21 @@ def normalize(url: str) -> str:
     if is_remote(url):
         return url.rstrip("/")
     return os.path.abspath(os.path.expanduser(url.removeprefix("file://"))).rstrip("/") or "/"
+
+
+def check_out_dir(url: str, *, flag: str = "--out") -> None:
+    """Raise :class:`ConfigError` when a local output folder is a regular file or lies below one."""
+    if is_remote(url):
+        return
+    path = normalize(url)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ConfigError(f"{flag} {path}: expected a folder (or a new path), got a regular file; choose another {flag}")
+    parent = os.path.dirname(path)
+    while parent and not os.path.exists(parent) and os.path.dirname(parent) != parent:
+        parent = os.path.dirname(parent)
+    if parent and os.path.exists(parent) and not os.path.isdir(parent):
+        raise ConfigError(f"{flag} {path}: expected a folder (or a new path), got a path below the regular file "
+                          f"{parent}; choose another {flag}")
 
 
 def fs_options(url: str, storage_options: dict[str, Any] | None) -> dict[str, Any]:

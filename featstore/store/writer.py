@@ -11,15 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from featstore.errors import ConfigError, StoreExistsError, StoreIncompleteError
+from featstore.errors import ConfigError, StoreCorruptError, StoreExistsError, StoreIncompleteError, StoreNotFoundError
 from featstore.store.base import (
-    SCHEMA_VERSION, STATUS_OK, STATUS_PENDING, SKIPPED_COLUMNS, FeatureStore, auto_chunk_rows,
-    compute_content_hash, table_to_bytes, tool_version,
+    CHECKSUM_ALGORITHM, SCHEMA_VERSION, STATUS_OK, STATUS_PENDING, SKIPPED_COLUMNS, FeatureStore, auto_chunk_rows,
+    checksum_table_bytes, chunk_checksum, compute_content_hash, table_to_bytes, tool_version,
 )
 from featstore.store.hdf5_store import write_hdf5_from
 from featstore.store.location import Location, WriterLock, storage_errors
@@ -84,6 +85,7 @@ class StoreWriter:
     def open(self) -> None:
         with storage_errors(self.target.url, self.storage_options):
             self.target.check_bucket()
+            self._check_target_kind()
             self.lock.acquire()
             try:
                 self._open_locked()
@@ -100,17 +102,42 @@ class StoreWriter:
                 return None
             from featstore.store.hdf5_store import Hdf5Backend
 
-            b = Hdf5Backend(self.target.url, self.storage_options)
             try:
-                return b.attrs()
-            finally:
-                b.close()
+                b = Hdf5Backend(self.target.url, self.storage_options)
+                try:
+                    return b.attrs()
+                finally:
+                    b.close()
+            except StoreNotFoundError:
+                raise StoreExistsError(f"{self.target.url} is a file that is not a feature store; expected a new path "
+                                       "or an HDF5 store — choose another --store") from None
+            except StoreCorruptError:
+                if self.overwrite:
+                    return {}
+                raise StoreExistsError(f"{self.target.url} holds a damaged HDF5 store; expected a readable one — pass "
+                                       "--overwrite to replace it or choose another --store") from None
         if not ZarrBackend.is_store(loc):
             return None
         try:
             return json.loads(loc.read_bytes(META_NAME))
         except ValueError:
             return {}
+
+    def _check_target_kind(self) -> None:
+        """A Zarr store is a folder, an HDF5 one a file; refuse to write over anything else."""
+        if self.target.object_store:
+            return
+        fs, path = self.target.fs, self.target.path
+        if self.format == "zarr" and fs.isfile(path):
+            raise StoreExistsError(f"{self.target.url}: expected a folder (or a new path) for a Zarr store, got a "
+                                   "regular file; choose another --store (or --format hdf5 for an .h5 file)")
+        if self.format == "hdf5" and fs.isdir(path):
+            raise StoreExistsError(f"{self.target.url}: expected a file (or a new path) for an HDF5 store, got a "
+                                   "folder; choose another --store (or --format zarr)")
+        parent = os.path.dirname(path.rstrip("/"))
+        if parent and fs.exists(parent) and not fs.isdir(parent):
+            raise StoreExistsError(f"{self.target.url}: expected a folder above the store, got a regular file "
+                                   f"({parent}); choose another --store")
 
     def _open_locked(self) -> None:
         final = self._existing_meta(self.target)
@@ -186,11 +213,20 @@ class StoreWriter:
         if missing:
             raise ValueError(f"write_unit: expected values for {sorted(self.arrays)}, missing {sorted(missing)}")
         with storage_errors(self.target.url, self.storage_options):
+            sums: dict[str, int] = {}
             for name, arr in values.items():
-                self._backend.group[name][start:stop] = np.asarray(arr, dtype=np.float32)
+                if name not in self.arrays:
+                    raise ValueError(f"write_unit: unknown array {name!r}; expected one of {sorted(self.arrays)}")
+                arr = np.broadcast_to(np.asarray(arr, dtype=np.float32), (stop - start, *_tail(self.arrays[name])))
+                self._backend.group[name][start:stop] = arr
+                sums[name] = chunk_checksum(arr)
+            status = np.broadcast_to(np.asarray(status, dtype=np.uint8), (stop - start,))
+            sums["status"] = chunk_checksum(status)
             report = [{k: str(r.get(k, "")) for k in SKIPPED_COLUMNS} for r in (skipped or [])]
             self.staging.write_bytes(f"_skipped/{start:012d}.json", json.dumps(report).encode())
-            self._status[start:stop] = np.asarray(status, dtype=np.uint8)
+            # The unit's checksums before its status: a unit marked written always has them.
+            self.staging.write_bytes(f"_checksums/{start:012d}.json", json.dumps(sums, sort_keys=True).encode())
+            self._status[start:stop] = status
 
     def finalize(self) -> FeatureStore:
         """Publish the item tables and metadata; for HDF5 convert and remove the staging store."""
@@ -212,11 +248,14 @@ class StoreWriter:
         for start, _ in self.units():
             reports += json.loads(self.staging.read_bytes(f"_skipped/{start:012d}.json"))
         skipped = pd.DataFrame(reports, columns=list(SKIPPED_COLUMNS))
+        checksums = self._gather_checksums()
         self.staging.write_bytes(BLOB_NAMES["items"], table_to_bytes(items.reset_index(drop=True)))
         self.staging.write_bytes(BLOB_NAMES["skipped"], table_to_bytes(skipped))
+        self.staging.write_bytes(BLOB_NAMES["checksums"], checksum_table_bytes(self.chunk_rows, checksums))
         store = FeatureStore(ZarrBackend(self.staging.url, self.storage_options), self.staging.url, self.storage_options)
+        store._checksums = (self.chunk_rows, checksums)  # the hash (and the HDF5 copy) read checked chunks
         meta = {**self.metadata, "n_items": int(len(items)), "n_skipped": int(len(skipped)),
-                "content_hash": compute_content_hash(store)}
+                "content_hash": compute_content_hash(store), "checksums": CHECKSUM_ALGORITHM}
         if self.format == "hdf5":
             store.metadata = {**meta, "complete": True}
             write_hdf5_from(store, self.target.url, self.storage_options)
@@ -227,6 +266,23 @@ class StoreWriter:
             store.close()
             self.staging.write_bytes(META_NAME, json.dumps({**meta, "complete": True}, sort_keys=True, indent=1).encode())
         return open_store(self.target.url, storage_options=self.storage_options)
+
+
+    def _gather_checksums(self) -> dict[str, list[int]]:
+        """Per array, the checksum of each unit (= chunk) as recorded by ``write_unit``. A unit
+        written by an older version (no record) is checksummed from what it holds now."""
+        names = [*self.arrays, "status"]
+        out: dict[str, list[int]] = {n: [] for n in names}
+        for start, stop in self.units():
+            try:
+                sums = json.loads(self.staging.read_bytes(f"_checksums/{start:012d}.json"))
+            except FileNotFoundError:
+                sums = {}
+            for n in names:
+                if n not in sums:
+                    sums[n] = chunk_checksum(np.asarray(self._backend.group[n][start:stop]))
+                out[n].append(int(sums[n]))
+        return out
 
 
 def write_store(url: str, *, items: pd.DataFrame, arrays: dict[str, np.ndarray], metadata: dict[str, Any],

@@ -11,7 +11,8 @@ import numpy as np
 from featstore.store.location import Location, fs_options, is_remote
 
 META_NAME = "mirage.json"
-BLOB_NAMES = {"items": "items.parquet", "skipped": "skipped.parquet", "plan": "plan.parquet"}
+BLOB_NAMES = {"items": "items.parquet", "skipped": "skipped.parquet", "plan": "plan.parquet",
+              "checksums": "checksums.json"}
 
 
 def zarr_store(url: str, storage_options: dict[str, Any] | None, *, read_only: bool):

@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from featstore.errors import StoreExistsError, StoreIncompleteError, StoreLockedError, StoreNotFoundError
+from featstore.errors import (
+    StoreCorruptError, StoreExistsError, StoreIncompleteError, StoreLockedError, StoreNotFoundError,
+)
 from featstore.store import StoreWriter, open_store, verify, verify_store, write_store
 from featstore.store.base import STATUS_OK, STATUS_SKIPPED, auto_chunk_rows
 
@@ -163,3 +165,174 @@ def test_auto_chunk_rows_scales():
     assert auto_chunk_rows(100_000, 768 * 4) == 1024
     assert auto_chunk_rows(535, 768 * 4) == 64
     assert auto_chunk_rows(10, 4) == 16
+
+
+# -- integrity: every read checks the chunks it touches --------------------------------------
+
+def _chunk_span(url: str, name: str, chunk: int) -> tuple[str, int, int]:
+    """(file, byte offset, byte size) of one chunk of ``name`` in a Zarr folder or HDF5 file."""
+    if os.path.isdir(url):
+        import zarr
+
+        ndim = zarr.open_array(os.path.join(url, name), mode="r").ndim
+        path = os.path.join(url, name, "c", str(chunk), *(["0"] * (ndim - 1)))
+        return path, 0, os.path.getsize(path)
+    import h5py
+
+    with h5py.File(url, "r") as f:
+        ds = f[name]
+        info = ds.id.get_chunk_info_by_coord((chunk * ds.chunks[0],) + (0,) * (ds.ndim - 1))
+        return url, int(info.byte_offset), int(info.size)
+
+
+def _flip_byte(url, name, chunk):
+    path, off, size = _chunk_span(url, name, chunk)
+    with open(path, "r+b") as fh:
+        fh.seek(off + size // 2)
+        b = fh.read(1)
+        fh.seek(off + size // 2)
+        fh.write(bytes([b[0] ^ 0x40]))
+
+
+def _zero_chunk(url, name, chunk):
+    """Zarr: delete the chunk file (zarr then returns the fill value). HDF5: zero its bytes."""
+    path, off, size = _chunk_span(url, name, chunk)
+    if os.path.isdir(url):
+        os.remove(path)
+        return
+    with open(path, "r+b") as fh:
+        fh.seek(off)
+        fh.write(b"\0" * size)
+
+
+def _truncate_chunk(url, name, chunk):
+    path, off, size = _chunk_span(url, name, chunk)
+    with open(path, "r+b") as fh:
+        fh.truncate(off + size // 2)
+
+
+def _readers(s):
+    """Every way of reading an array of a store: each must refuse a damaged chunk."""
+    return {
+        "read_rows": lambda: s.read_rows("audio", 0, s.n_rows),
+        "read_rows_inside_chunk": lambda: s.read_rows("audio", 20, 21),
+        "read": lambda: s.read("audio"),
+        "read_rows_ids": lambda: s.read("audio", rows=np.array([30, 2])),
+        "iter_blocks": lambda: [b for _, _, b in s.iter_blocks("audio")],
+        "content_hash": lambda: s.content_hash(),
+    }
+
+
+class CorruptionConformance:
+    """Flip a byte, truncate, delete a chunk: every reader refuses in one line naming store, array and chunk."""
+
+    format = ""
+    suffix = ""
+
+    def _store(self, tmp_path, n=70):
+        url = str(tmp_path / f"s{self.suffix}")
+        write_store(url, items=make_items(n), arrays=make_arrays(n), metadata={"kind": "test"}, format=self.format,
+                    chunk_rows=16)
+        return url
+
+    def _assert_refused(self, url, chunk=1, array="audio"):
+        with open_store(url) as s:
+            assert s.verified
+            for what, read in _readers(s).items():
+                with pytest.raises(StoreCorruptError) as e:
+                    read()
+                msg = str(e.value)
+                assert "\n" not in msg, what
+                assert url in msg and f"array {array}" in msg and f"chunk {chunk}" in msg, (what, msg)
+                assert "featstore verify" in msg and "re-extract" in msg
+            report = verify(url)
+            assert any(f"array {array}: chunk {chunk}" in p for p in report["problems"]), report
+
+    def test_clean_store_is_verified_and_healthy(self, tmp_path):
+        url = self._store(tmp_path)
+        with open_store(url) as s:
+            assert s.verified and s.metadata["checksums"] == "crc32"
+            for read in _readers(s).values():
+                read()
+            np.testing.assert_array_equal(s.read_rows("audio", 20, 21), make_arrays(70)["audio"][20:21])
+            np.testing.assert_array_equal(s.read("audio", rows=np.array([69, 0])), make_arrays(70)["audio"][[69, 0]])
+        assert verify(url)["problems"] == []
+
+    def test_flipped_byte(self, tmp_path):
+        url = self._store(tmp_path)
+        _flip_byte(url, "audio", 1)
+        self._assert_refused(url)
+
+    def test_deleted_chunk(self, tmp_path):
+        url = self._store(tmp_path)
+        _zero_chunk(url, "audio", 1)
+        self._assert_refused(url)
+
+    def test_untouched_chunks_still_read(self, tmp_path):
+        url = self._store(tmp_path)
+        _flip_byte(url, "audio", 3)
+        with open_store(url) as s:
+            np.testing.assert_array_equal(s.read_rows("audio", 0, 32), make_arrays(70)["audio"][:32])
+            with pytest.raises(StoreCorruptError, match="chunk 3"):
+                s.read_rows("audio", 60, 61)
+
+    def test_damaged_status_chunk(self, tmp_path):
+        url = self._store(tmp_path)
+        _flip_byte(url, "status", 0)
+        with open_store(url) as s, pytest.raises(StoreCorruptError, match="array status, chunk 0"):
+            s.read_rows("status", 0, s.n_rows)
+        assert any("array status: chunk 0" in p for p in verify(url)["problems"])
+
+    def test_same_content_same_hash_as_before(self, tmp_path):
+        items, arrays = make_items(40), make_arrays(40)
+        s = write_store(str(tmp_path / f"h{self.suffix}"), items=items, arrays=arrays, metadata={}, format=self.format)
+        assert s.metadata["content_hash"] == s.content_hash()
+
+
+class TestZarrCorruption(CorruptionConformance):
+    format, suffix = "zarr", ".zarr"
+
+    def test_truncated_chunk(self, tmp_path):
+        url = self._store(tmp_path)
+        _truncate_chunk(url, "audio", 1)
+        self._assert_refused(url)
+
+    def test_store_without_checksums_reads_unverified(self, tmp_path):
+        """Stores written before checksums existed: read as before; a truncated chunk is still one line."""
+        url = self._store(tmp_path)
+        meta = json.loads(open(os.path.join(url, "mirage.json")).read())
+        del meta["checksums"]
+        open(os.path.join(url, "mirage.json"), "w").write(json.dumps(meta))
+        os.remove(os.path.join(url, "checksums.json"))
+        with open_store(url) as s:
+            assert not s.verified
+            np.testing.assert_array_equal(s.read("audio"), make_arrays(70)["audio"])
+        assert verify(url)["problems"] == []
+        _truncate_chunk(url, "audio", 2)
+        with open_store(url) as s, pytest.raises(StoreCorruptError) as e:
+            s.read("audio")
+        assert "chunk 2" in str(e.value) and "\n" not in str(e.value)
+
+    def test_missing_checksum_table(self, tmp_path):
+        url = self._store(tmp_path)
+        os.remove(os.path.join(url, "checksums.json"))
+        with pytest.raises(StoreCorruptError, match="checksum table is missing"):
+            open_store(url)
+
+
+class TestHdf5Corruption(CorruptionConformance):
+    format, suffix = "hdf5", ".h5"
+
+    def test_truncated_file(self, tmp_path):
+        url = self._store(tmp_path)
+        _truncate_chunk(url, "audio", 1)
+        with pytest.raises(StoreCorruptError) as e:
+            with open_store(url) as s:
+                s.read("audio")
+        assert url in str(e.value) and "\n" not in str(e.value)
+
+    def test_not_an_hdf5_file(self, tmp_path):
+        path = tmp_path / "x.h5"
+        path.write_bytes(b"not a store")
+        with pytest.raises(StoreNotFoundError, match="expected a feature store"):
+            open_store(str(path))
