@@ -37,11 +37,11 @@ def extractors():
 @click.option("--format", "format_", type=click.Choice(["zarr", "hdf5"]), default="zarr", show_default=True)
 @click.option("--audio-model", default=None, help="whisper-base (the default), whisper-tiny.en, logmel, egemaps, or a HF model id/path.")
 @click.option("--audio-layer", type=LayerChoice("all"), default=None,
-              help="Hidden layer of a Whisper/HF audio model (default: Whisper's chosen layer, else the last); "
+              help="Hidden layer of a Whisper/HF audio model (default: Whisper's middle layer, 3 of 6 for base; HF models: the last); "
                    "'all' also stores every layer as audio_layers.")
 @click.option("--window-s", default=None, metavar="auto|N",
-              help="Whisper: encode each clip at its own length rounded up to whole seconds (auto, the default) "
-                   "or padded to N s windows (30 = Whisper's own padding).")
+              help="Whisper: pad each clip to N-s windows (default 30, Whisper's own input) or encode it at its own "
+                   "length rounded up to whole seconds (auto: ~20x faster on short clips, slightly lower UAR).")
 @click.option("--pooling", type=click.Choice(["mean", "meanstd"]), default=None, help="Pooling over frames (default: the extractor's own; logmel meanstd, models mean).")
 @click.option("--text-model", default="minilm", show_default=True, help="minilm, none, or a HF model id/path.")
 @click.option("--text-layer", type=int, default=None, help="Hidden layer of a HF text model (default: last).")

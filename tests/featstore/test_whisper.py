@@ -212,3 +212,20 @@ def test_real_weights_match_ctranslate2_encoder(tmp_path, name, dim):
     padded = ex.embed([wave])[0]
     cos = float(auto @ padded / np.linalg.norm(auto) / np.linalg.norm(padded))
     assert cos > 0.9
+
+
+@pytest.mark.realdata
+def test_default_extraction_of_real_emodb_is_whisper_base(tmp_path):
+    """The default extractor on real speech (a slice of EmoDB; its fixture twin is
+    test_extract_all_layers_stores_audio_layers_and_resumes_identically)."""
+    from tests.conftest import shared_corpus
+
+    root = shared_corpus("emodb")
+    out = CliRunner().invoke(featstore_cli, ["extract", "--corpus", "emodb", "--root", str(root), "--store",
+                                             str(tmp_path / "e.zarr"), "--text-model", "none", "--limit", "12", "--quiet"])
+    assert out.exit_code == 0, out.output
+    info = json.loads(CliRunner().invoke(featstore_cli, ["info", str(tmp_path / "e.zarr"), "--json"]).output)
+    assert info["n_items"] == 12 and info["audio"]["extractor"] == "whisper-base" and info["audio"]["dim"] == 512
+    assert info["audio"]["layer"] is None and info["audio"]["window_s"] == 30
+    x = open_store(str(tmp_path / "e.zarr")).read("audio")
+    assert np.isfinite(x).all() and x.std(axis=0).mean() > 0
