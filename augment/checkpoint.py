@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from featstore.errors import ConfigError, StoreCorruptError, StoreNotFoundError
+from featstore.errors import CheckpointError, ConfigError, StoreCorruptError, StoreNotFoundError
 from featstore.store.location import Location
 
 log = logging.getLogger(__name__)
@@ -70,8 +70,9 @@ def _json_default(o: Any) -> Any:
 
 
 def fingerprint(weights: bytes, codes: bytes, config: dict[str, Any]) -> str:
-    """sha256 over the weights, the codes and the config (minus where the store lay)."""
-    cfg = {k: v for k, v in config.items() if k != "fingerprint"}
+    """sha256 over the weights, the codes and the config (minus where the store lay and the
+    file checksums, which are derived from the weights and codes)."""
+    cfg = {k: v for k, v in config.items() if k not in ("fingerprint", "checksums")}
     cfg["source"] = {k: v for k, v in cfg.get("source", {}).items() if k != "url"}
     h = hashlib.sha256()
     for part in (weights, codes, config_bytes(cfg)):
@@ -97,6 +98,9 @@ def save_checkpoint(out_dir: str, bundle: GeneratorBundle, storage_options: dict
     codes = buf.getvalue()
     config = {**bundle.config, "format": FORMAT, "format_version": FORMAT_VERSION}
     config["fingerprint"] = fingerprint(weights, codes, config)
+    # checked on every load: a file altered, truncated or swapped after the fit is refused
+    config["checksums"] = {"algorithm": "sha256", WEIGHTS_NAME: hashlib.sha256(weights).hexdigest(),
+                           CODES_NAME: hashlib.sha256(codes).hexdigest()}
     loc.write_bytes(WEIGHTS_NAME, weights)
     loc.write_bytes(CODES_NAME, codes)
     loc.write_bytes(CONFIG_NAME, config_bytes(config))
@@ -138,10 +142,21 @@ def load_checkpoint(model_dir: str, storage_options: dict | None = None) -> Gene
     loc = Location(model_dir, storage_options)
     config = read_config(model_dir, storage_options)
     try:
-        tensors = load(loc.read_bytes(WEIGHTS_NAME))
-        codes = pd.read_parquet(io.BytesIO(loc.read_bytes(CODES_NAME)))
+        weights = loc.read_bytes(WEIGHTS_NAME)
+        codes_bytes = loc.read_bytes(CODES_NAME)
     except FileNotFoundError as e:
         raise StoreCorruptError(f"{loc.url}: checkpoint is missing {e.filename or 'a file'}; refit with `augment fit`") from None
+    verify_files(loc.url, config, weights, codes_bytes)
+    try:
+        tensors = load(weights)
+    except Exception as e:  # safetensors raises its own SafetensorError (and others) for a damaged file
+        raise CheckpointError(f"{loc.url}/{WEIGHTS_NAME}: expected a safetensors file, got unreadable content "
+                              f"({_first_line(e)}); refit with `augment fit`") from None
+    try:
+        codes = pd.read_parquet(io.BytesIO(codes_bytes))
+    except Exception as e:  # pyarrow raises several types (ArrowInvalid, OSError) for a damaged file
+        raise CheckpointError(f"{loc.url}/{CODES_NAME}: expected a Parquet table, got unreadable content "
+                              f"({_first_line(e)}); refit with `augment fit`") from None
     known = {f.name for f in dataclasses.fields(FitConfig)}
     # Settings a newer/older tool no longer has (e.g. "device") do not shape the networks.
     cfg = FitConfig.from_kwargs(**{k: v for k, v in config["hyper"].items() if k in known})
@@ -165,6 +180,30 @@ def load_checkpoint(model_dir: str, storage_options: dict | None = None) -> Gene
     bundle = GeneratorBundle(config=config, align=align, generator=gen, discriminator=disc, tensors=data, codes=codes)
     _check_consistent(loc.url, bundle)
     return bundle
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+
+
+def verify_files(url: str, config: dict[str, Any], weights: bytes, codes: bytes) -> None:
+    """Raise :class:`CheckpointError` when the files are not those the fit wrote.
+
+    The SHA-256 of each file is recorded in config.json at save time; a checkpoint written
+    before that is checked against its fingerprint (which hashes the same bytes)."""
+    sums = config.get("checksums")
+    if isinstance(sums, dict):
+        if sums.get("algorithm") != "sha256":
+            raise CheckpointError(f"{url}: expected sha256 file checksums in {CONFIG_NAME}, got {sums.get('algorithm')!r}; "
+                                  "upgrade mirage or refit with `augment fit`")
+        for name, data in ((WEIGHTS_NAME, weights), (CODES_NAME, codes)):
+            if hashlib.sha256(data).hexdigest() != sums.get(name):
+                raise CheckpointError(f"{url}/{name}: expected the file written by the fit (sha256 {str(sums.get(name))[:12]}...), "
+                                      f"got {len(data)} bytes with another checksum — it was altered, truncated or "
+                                      "replaced; refit with `augment fit` (or restore the generator folder)")
+    if fingerprint(weights, codes, config) != config.get("fingerprint"):
+        raise CheckpointError(f"{url}: expected weights, codes and config matching fingerprint {config.get('fingerprint')}, "
+                              "got files that do not — the checkpoint was altered after the fit; refit with `augment fit`")
 
 
 def _check_consistent(url: str, b: GeneratorBundle) -> None:

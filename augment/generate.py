@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ import pandas as pd
 import torch
 
 from featstore.errors import ConfigError
-from featstore.store.location import Location, WriterLock, is_remote, join
+from featstore.store.location import Location, WriterLock, check_out_dir, is_remote, join
 
 from augment import shards
 from augment.checkpoint import GeneratorBundle, check_store_matches, load_checkpoint
@@ -34,6 +35,9 @@ from augment.seeding import check_seed, fixed_threads, numpy_rng, torch_generato
 log = logging.getLogger(__name__)
 
 RUN_VERSION = 1
+#: Up to this many items the label plan is drawn whole, as earlier versions did (so their
+#: runs resume byte-identically); above it, shard by shard in bounded memory.
+WHOLE_PLAN_MAX = 1 << 24
 _FORWARD_BATCH = 8192
 _WRITERS = 2  # shard writes in flight; writing, not generating, is the bottleneck
 
@@ -90,13 +94,17 @@ def generate(model_dir, out_dir, *, n="4x", min_mi: float = 0.0, shard_size: int
     if store is not None:
         _check_store(cfg, store, storage_options)
     spec = CodeSpec.from_bundle(bundle)
+    loc = Location(str(out_dir), storage_options)
+    check_out_dir(loc.url)
+    _check_disk_space(loc, bundle, n_target, flag_value=n)
     run = {"generator": bundle.fingerprint, "seed": int(seed), "n_requested": n_target, "shard_size": shard_size,
            "min_mi": min_mi, "mi_band": list(band), "balanced": bool(balanced), "max_attempts": max_attempts,
            "max_rounds": max_rounds, "mode": cfg["mode"], "labels": cfg["labels"],
            "source_content_hash": cfg["source"]["content_hash"], "source_store": cfg["source"].get("url"),
            "trained_speakers": cfg["speakers"], "version": RUN_VERSION}
+    if n_target > WHOLE_PLAN_MAX:
+        run["plan"] = "streamed"
 
-    loc = Location(str(out_dir), storage_options)
     lock = WriterLock(loc, loc.url)
     lock.acquire()
     try:
@@ -107,6 +115,44 @@ def generate(model_dir, out_dir, *, n="4x", min_mi: float = 0.0, shard_size: int
                         progress=progress)
     finally:
         lock.release()
+
+
+def shard_row_bytes(bundle: GeneratorBundle) -> int:
+    """Bytes one synthetic item takes in its shard's arrays (a lower bound of the disk it needs)."""
+    dims = bundle.config["dims"]
+    floats = int(dims["audio"]) + 2  # audio, mi_pointwise, mi_score
+    if bundle.use_text:
+        floats += int(dims["text"]) * (2 if bundle.config["mode"] == "multimodal" else 1)  # text (+ text_pred)
+    return 4 * floats + 1  # + status
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1000
+    return f"{n:.1f} PB"
+
+
+def _check_disk_space(loc: Location, bundle: GeneratorBundle, n_target: int, *, flag_value) -> None:
+    """Refuse up front (ConfigError) when the shards would not fit in the free space at ``--out``."""
+    if is_remote(loc.url):
+        return
+    done = 0
+    try:
+        existing = shards.raw_rows(loc) if os.path.isdir(loc.path) else None
+        done = sum(int(r["n_items"]) for r in existing[0]) if existing else 0
+    except Exception:  # an unreadable manifest is reported where the run reads it
+        done = 0
+    need = max(0, n_target - done) * shard_row_bytes(bundle)
+    where = loc.path
+    while not os.path.exists(where) and os.path.dirname(where) != where:
+        where = os.path.dirname(where)
+    free = shutil.disk_usage(where).free
+    if need > free:
+        raise ConfigError(f"--n {flag_value}: {n_target - done} synthetic items would take at least {_human(need)} "
+                          f"({need} bytes) at {loc.url}, but only {_human(free)} ({free} bytes) are free there; "
+                          "ask for fewer items or choose another --out")
 
 
 def _check_store(cfg: dict, store, storage_options) -> None:
@@ -144,8 +190,7 @@ def _run(bundle: GeneratorBundle, spec: CodeSpec, loc: Location, run: dict, rows
          max_rounds: int, progress: bool) -> GenerateResult:
     from tqdm.auto import tqdm
 
-    plan = spec.label_plan(n_target, balanced=balanced, seed=seed)
-    sizes = [min(shard_size, n_target - s) for s in range(0, n_target, shard_size)]
+    plan = LabelPlan(spec, n_target, shard_size, balanced=balanced, seed=seed)
     prior = spec.sampling_prior(balanced)
     done = {int(r["slot"]) for r in rows}
     n_rejected = sum(int(r["attempt"]) for r in rows)
@@ -172,10 +217,9 @@ def _run(bundle: GeneratorBundle, spec: CodeSpec, loc: Location, run: dict, rows
             pending.pop(0).result()  # re-raises a failed write here
 
     try:
-        for slot, size in enumerate(sizes):
+        for slot, size, labels in plan.slots(skip=done):
             if slot in done:
                 continue
-            labels = plan[slot * shard_size: slot * shard_size + size]
             best = -1.0
             for attempt in range(max_attempts):
                 shard = _make_shard(bundle, spec, labels, prior, seed=seed, slot=slot, attempt=attempt, band=band,
@@ -201,6 +245,71 @@ def _run(bundle: GeneratorBundle, spec: CodeSpec, loc: Location, run: dict, rows
     if not rows:
         shards.write_manifest(loc, rows, run)  # an empty manifest still records what was tried
     return _result(loc, rows, n_target, n_rejected, failed, short, min_mi, band, max_attempts, max_rounds)
+
+
+class LabelPlan:
+    """The labels of every slot: ``n`` labels in exact prior proportions, in a seeded random order.
+
+    Up to :data:`WHOLE_PLAN_MAX` items the whole plan is one permutation (as in earlier
+    versions). Above it, slot by slot in bounded memory: each slot's label counts are drawn
+    without replacement from what is left of the exact counts (a multivariate
+    hypergeometric draw, so the total still has exact proportions), then shuffled with the
+    slot's own seed. Either way a slot's labels depend only on (seed, n, shard_size, prior).
+    """
+
+    def __init__(self, spec: CodeSpec, n: int, shard_size: int, *, balanced: bool, seed: int):
+        from augment.sampling import exact_counts
+
+        self.n, self.shard_size, self.seed = int(n), int(shard_size), int(seed)
+        self.n_slots = -(-self.n // self.shard_size)
+        self.streamed = self.n > WHOLE_PLAN_MAX
+        self._whole = None if self.streamed else spec.label_plan(self.n, balanced=balanced, seed=seed)
+        self._counts = exact_counts(self.n, spec.sampling_prior(balanced))
+
+    def size(self, slot: int) -> int:
+        return min(self.shard_size, self.n - slot * self.shard_size)
+
+    def slots(self, skip=frozenset()):
+        """Yield ``(slot, size, labels)`` in slot order (``labels`` None for slots in ``skip``)."""
+        if not self.streamed:
+            for slot in range(self.n_slots):
+                size = self.size(slot)
+                start = slot * self.shard_size
+                yield slot, size, None if slot in skip else self._whole[start:start + size]
+            return
+        left = self._counts.copy()
+        rng = numpy_rng(self.seed, "labels", "streamed")
+        for slot in range(self.n_slots):
+            size = self.size(slot)
+            if slot == self.n_slots - 1:
+                counts = left.copy()
+            else:
+                counts = _draw_counts(rng, left, size)
+            left -= counts
+            if slot in skip:
+                yield slot, size, None
+                continue
+            labels = np.repeat(np.arange(len(counts)), counts)
+            yield slot, size, labels[numpy_rng(self.seed, "labels", slot).permutation(size)]
+
+
+def _draw_counts(rng: np.random.Generator, left: np.ndarray, size: int) -> np.ndarray:
+    """``size`` labels drawn without replacement from ``left`` (per-label counts).
+
+    numpy's exact draw takes totals below 1e9; above, a multinomial draw clipped to what is
+    left (the shortfall going to the labels with the most left) keeps the totals exact."""
+    total = int(left.sum())
+    if total < 10**9:
+        return rng.multivariate_hypergeometric(left, size, method="marginals")
+    counts = np.minimum(rng.multinomial(size, left / total), left)
+    short = size - int(counts.sum())
+    for k in np.argsort(-(left - counts), kind="stable"):
+        if short <= 0:
+            break
+        add = min(short, int(left[k] - counts[k]))
+        counts[k] += add
+        short -= add
+    return counts
 
 
 def _result(loc, rows, n_target, n_rejected, failed, short, min_mi, band, max_attempts, max_rounds) -> GenerateResult:
