@@ -14,16 +14,40 @@ from featstore.errors import MirageError
 
 
 def run(fn, *args, **kwargs):
-    """Call a library function; a MirageError (or a plain OS error) becomes a one-line message, exit 1."""
+    """Call a library function; a MirageError (or a plain OS error) becomes a one-line message, exit 1.
+
+    The command's ``--out`` folder (if it has one) is checked first, so a regular file there is
+    refused before any work is done."""
     try:
+        _check_out_param()
         return fn(*args, **kwargs)
     except MirageError as exc:
-        raise click.ClickException(str(exc)) from None
-    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-        raise click.ClickException(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")) from None
+        raise click.ClickException(one_line(str(exc))) from None
+    except (FileExistsError, NotADirectoryError) as exc:  # a regular file where a folder belongs
+        raise click.ClickException(f"{exc.filename or ''}: expected a folder (or a new path), got a regular file "
+                                   f"({exc.strerror or exc}); choose another path".lstrip(": ")) from None
+    except OSError as exc:  # FileNotFoundError, PermissionError, IsADirectoryError, a full disk ...
+        raise click.ClickException(one_line(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))) from None
     except KeyboardInterrupt:
         click.echo("interrupted; rerun the same command to resume", err=True)
         sys.exit(130)
+
+
+def _check_out_param() -> None:
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or ctx.meta.get("mirage.out_checked"):
+        return
+    ctx.meta["mirage.out_checked"] = True
+    out = ctx.params.get("out")
+    if isinstance(out, (str, os.PathLike)) and str(out):
+        from featstore.store.location import check_out_dir
+
+        check_out_dir(str(out))
+
+
+def one_line(text: str) -> str:
+    """A message as one line (the CLI promises one-line errors)."""
+    return " ".join(str(text).split()) or "failed"
 
 
 def setup_logging(verbose: int) -> None:

@@ -22,7 +22,8 @@ import pandas as pd
 
 from featstore.errors import ConfigError
 from train.classifier import ClassifierConfig
-from train.dataset import RealData, assemble, check_mode, for_fold, load_real, real_items, store_columns
+from train.dataset import (RealData, assemble, check_mode, check_normalise, for_fold, load_real, prepare_fold, real_items,
+                           store_columns)
 from train.experiment import FoldResult, evaluate_in_memory, evaluate_streaming, summarize, write_metrics
 from train.folds import assign_shards, corpus_name, make_folds
 from train.loaders import cached_store, clear_store_cache
@@ -77,15 +78,27 @@ def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser
         classifier: str = "linear", seed: int = 0, min_mi: float | None = None, loader: str = "auto",
         max_memory_mb: float = 2048.0, workers: int = 0, scheduler: str | None = None, loader_workers: int = 0,
         storage_options: dict[str, Any] | None = None, classifier_options: dict[str, Any] | None = None,
-        progress: bool = False, layer: int | str | None = None) -> FitResult:
+        progress: bool = False, layer: int | str | None = None, normalise: str = "global") -> FitResult:
     """Train and evaluate per fold; write ``out/metrics.json`` and ``out/confusion.png``.
 
     ``layer`` (K, "mean" or "weighted"; see :mod:`train.layers`) trains on the store's
-    ``audio_layers`` instead of its ``audio``."""
+    ``audio_layers`` instead of its ``audio``.
+
+    ``normalise`` (see :mod:`train.dataset`): ``global`` (default) z-scores with the training
+    fold's statistics; ``speaker`` first z-scores each speaker's audio rows with that speaker's
+    own statistics — the test speaker's from its unlabelled test features (transductive) —
+    and maps ``synthetic`` rows, generated in the store's raw space by a generator that saw
+    many speakers, with the training fold's pooled per-speaker statistics (training-row mean,
+    within-speaker std); ``none`` trains on raw features. Both non-default choices need the
+    in-memory loader and are recorded in the config."""
     from train.layers import check_layer
     from featstore.dask_utils import dask_client
 
+    from featstore.store.location import check_out_dir
+
+    check_out_dir(str(out))
     check_mode(mode)
+    normalise = check_normalise(normalise)
     if loader not in LOADERS:
         raise ConfigError(f"--loader: expected one of {', '.join(LOADERS)}, got {loader!r}")
     if min_mi is not None and not 0.0 <= float(min_mi) <= 1.0:
@@ -101,11 +114,14 @@ def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser
                           "with --layer (extract with --audio-layer K and fit the generator on that store instead)")
     if layer is not None and loader == "stream":
         raise ConfigError("--layer: expected --loader memory or auto (layer views are built in memory), got --loader stream")
+    if normalise != "global" and loader == "stream":
+        raise ConfigError(f"--normalise {normalise}: expected --loader memory or auto (streamed training standardises "
+                          "globally), got --loader stream")
     items, labels, y = real_items(real_store)
     folds = make_folds(items, real_store.metadata, evaluation)
     per_fold = select_shards(folds, list(synthetic), min_mi=min_mi, store_hash=real_store.metadata.get("content_hash"),
                              storage_options=storage_options)
-    stream = loader == "stream" or (layer is None and loader == "auto"
+    stream = loader == "stream" or (layer is None and normalise == "global" and loader == "auto"
                                     and _estimate_bytes(real_store, columns, per_fold, mode) > max_memory_mb * 2**20)
     from tqdm.auto import tqdm
 
@@ -142,10 +158,14 @@ def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser
                 real = for_fold(all_real, fold.train, seed=derive_seed(seed, "layers", fold.name))
                 if real.layer_weights is not None:
                     layer_weights[fold.name] = [round(float(w), 6) for w in real.layer_weights]
+                real = prepare_fold(real, fold.train, fold.test, normalise)
                 shards = per_fold[fold.name]
                 synth = load_synthetic(shards, labels, mode=mode, audio_dim=real.audio_dim,
                                        storage_options=storage_options, client=client)
-                ts = assemble(real, fold.train, synth, mode=mode, rng=np.random.default_rng(derive_seed(seed, "pairs", fold.name)))
+                if real.speaker_pool is not None and synth.n:
+                    synth.h = real.speaker_pool.transform(synth.h)
+                ts = assemble(real, fold.train, synth, mode=mode, rng=np.random.default_rng(derive_seed(seed, "pairs", fold.name)),
+                              normalise=normalise)
                 results.append(evaluate_in_memory(real, fold, ts, cfg=cfg, seed=derive_seed(seed, "classifier", fold.name),
                                                   shards=synth.shards))
     config = {
@@ -155,6 +175,7 @@ def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser
         "min_mi": min_mi, "loader": "stream" if stream else "memory",
         **({"layer": layer} if layer is not None else {}),
         **({"layer_weights": layer_weights} if layer_weights else {}),
+        **({"normalise": normalise} if normalise != "global" else {}),
     }
     metrics = summarize(results, labels, config)
     path = write_metrics(out, metrics)
