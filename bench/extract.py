@@ -1,12 +1,14 @@
 """Extraction throughput and memory, each against a plain baseline measured in the same run.
 
-    python bench/extract.py [--n 96] [--out bench_out]
+    python bench/extract.py [--n 96] [--json]
 
 1. model-bound: a wav2vec2-base-sized model (random weights: the cost is the architecture)
    through `featstore extract`, through a plain per-utterance transformers loop, and as
    forward passes alone on pre-decoded, pre-resampled audio (same batches as featstore).
 2. I/O-bound: `logmel` through `featstore extract` against soundfile decoding alone.
-3. memory: peak RSS of a `featstore extract` process at 1x and 4x the utterances.
+3. memory: peak RSS of a `featstore extract` process (logmel) at 1x and 4x the utterances,
+   and of the default extractor (Whisper-base) on one long clip (`--long-clip-s`, 600 s)
+   against a 2-s clip: windows keep memory flat whatever the clip length.
 """
 
 from __future__ import annotations
@@ -63,10 +65,10 @@ def forward_only(waves, model_dir: str, batch_size: int) -> None:
         ex.embed([waves[i] for i in batch])
 
 
-def peak_rss_mib(table: str, store: str) -> float:
+def peak_rss_mib(table: str, store: str, audio_model: str = "logmel") -> float:
     code = (
         "import resource, sys; from featstore.extract import extract; "
-        f"extract('csv', root={table!r}, store={store!r}, text_model='none', progress=False); "
+        f"extract('csv', root={table!r}, store={store!r}, audio_model={audio_model!r}, text_model='none', progress=False); "
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -78,8 +80,12 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=96, help="utterances for the model-bound part")
     ap.add_argument("--n-io", type=int, default=535, help="utterances for the I/O-bound part")
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--json", default=None, help="also write the figures here")
+    ap.add_argument("--long-clip-s", type=float, default=600.0, help="length of the long clip for the memory part")
+    ap.add_argument("--json", action="store_true", help="Print one JSON object on stdout (the table goes to stderr).")
     args = ap.parse_args()
+    stdout = sys.stdout
+    if args.json:
+        sys.stdout = sys.stderr
 
     import pandas as pd
     import soundfile as sf
@@ -144,8 +150,33 @@ def main() -> None:
     print("\n== memory: peak RSS of featstore extract (logmel) ==")
     print(f"1x ({len(io_items)} utts) {rss[1]:7.0f} MiB   4x ({4 * len(io_items)} utts) {rss[4]:7.0f} MiB   "
           f"ratio {rss[4] / rss[1]:.2f} (goal: flat)")
+    long_rss = long_clip_rss(tmp, args.long_clip_s)
+    results["memory"].update(long_rss)
+    print(f"whisper-base: a 2-s clip {long_rss['whisper_peak_rss_mib_short']:7.0f} MiB, a {args.long_clip_s:.0f}-s clip "
+          f"{long_rss['whisper_peak_rss_mib_long']:7.0f} MiB (goal <= 2048 MiB)")
+    results["logmel_over_decode"] = round(t_dec.s / t_lm.s, 3)
+    results["featstore_over_forward"] = round(t_fs.s / t_fwd.s, 3)
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        stdout.write(json.dumps(results, sort_keys=True) + "\n")
+
+
+def long_clip_rss(tmp: Path, long_s: float) -> dict:
+    """Peak RSS of the default extractor on one short and one long clip (separate processes)."""
+    import numpy as np
+    import pandas as pd
+    import soundfile as sf
+
+    out = {}
+    for key, seconds in (("short", 2.0), ("long", long_s)):
+        t = np.arange(int(16000 * seconds)) / 16000
+        wave = (0.2 * np.sin(2 * np.pi * 150 * t) * (1 + np.sin(2 * np.pi * 2 * t))).astype("f4")
+        path = tmp / f"clip-{key}.wav"
+        sf.write(path, wave, 16000)
+        table = tmp / f"clip-{key}.csv"
+        pd.DataFrame([{"path": str(path), "label": "neutral", "speaker": "s1"}]).to_csv(table, index=False)
+        out[f"whisper_peak_rss_mib_{key}"] = peak_rss_mib(str(table), str(tmp / f"clip-{key}.zarr"), "whisper-base")
+    out["long_clip_s"] = long_s
+    return out
 
 
 if __name__ == "__main__":
