@@ -20,6 +20,10 @@ def _dask_options(fn):
 
 
 def _common(fn):
+    fn = click.option("--normalise", type=click.Choice(["none", "global", "speaker"]), default="global", show_default=True,
+                      help="global: z-score with the training fold's statistics (inductive). speaker: first z-score each "
+                           "speaker's audio with that speaker's own mean/std, then globally; the test speaker's "
+                           "statistics come from its own unlabelled test features (transductive). none: raw features.")(fn)
     fn = click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random step.")(fn)
     fn = click.option("--classifier", type=click.Choice(["linear", "mlp"]), default="linear", show_default=True)(fn)
     fn = click.option("--out", required=True, help="Output folder (metrics.json, plots).")(fn)
@@ -50,14 +54,15 @@ def _common(fn):
 @storage_options_option
 @verbosity_option
 def fit(store, synthetic, mode, evaluation, out, classifier, seed, min_mi, loader, max_memory_mb, loader_workers,
-        synthetic_weight, layer, workers, scheduler, storage_options):
+        synthetic_weight, layer, workers, scheduler, storage_options, normalise):
     """Evaluate a classifier on real (+ synthetic) features; writes OUT/metrics.json and OUT/confusion.png."""
     from train.fit import fit as fit_fn
 
     result = run(fit_fn, store, out, synthetic=synthetic, mode=mode, evaluation=evaluation, classifier=classifier,
                  seed=seed, min_mi=min_mi, loader=loader, max_memory_mb=max_memory_mb, workers=workers,
                  scheduler=scheduler, loader_workers=loader_workers, storage_options=storage_options,
-                 classifier_options={"synthetic_weight": synthetic_weight}, progress=True, layer=layer)
+                 classifier_options={"synthetic_weight": synthetic_weight}, progress=True, layer=layer,
+                 normalise=normalise)
     click.echo(result.message)
 
 
@@ -81,7 +86,7 @@ def fit(store, synthetic, mode, evaluation, out, classifier, seed, min_mi, loade
 @storage_options_option
 @verbosity_option
 def compare(store, methods, n, min_mi, mode, evaluation, out, classifier, seed, lambda_mi, gen_epochs, gen_options, mi_band,
-            balanced, mixup_pairs, synthetic_weight, workers, scheduler, storage_options):
+            balanced, mixup_pairs, synthetic_weight, workers, scheduler, storage_options, normalise):
     """Compare augmentation methods on the same folds and seeds; writes OUT/compare.json, compare.md, plots."""
     from train.compare import compare as compare_fn
 
@@ -91,7 +96,7 @@ def compare(store, methods, n, min_mi, mode, evaluation, out, classifier, seed, 
                  classifier=classifier, seed=seed, workers=workers, scheduler=scheduler, lambda_mi=lambda_mi,
                  storage_options=storage_options, generator_options=gen, generate_options=generate_opts,
                  classifier_options={"synthetic_weight": synthetic_weight},
-                 baseline_options={"mixup": {"pairs": mixup_pairs}}, progress=True)
+                 baseline_options={"mixup": {"pairs": mixup_pairs}}, progress=True, normalise=normalise)
     click.echo(result.message)
 
 

@@ -11,9 +11,18 @@ parallel on a local cluster with ``workers=N`` or an existing one with ``schedul
 their seeds depend on (seed, method, fold) only, so the worker count does not change results.
 The classifier seed depends on (seed, fold) only: ``none`` reproduces ``train fit``.
 
-Outputs in ``out``: ``compare.json`` (method -> ``uar_mean``, ``uar_std``, ``uar_pooled``,
-``wa``, ``macro_f1``, ``delta_vs_none``, ``fold_uar`` {fold: UAR}, ``folds``), ``compare.md``
-(a table), ``compare.png`` (bars), ``config.json``, and ``<method>/metrics.json`` + confusion PNG.
+Outputs in ``out``: ``compare.json`` (method -> ``uar_mean`` (fold mean), ``uar_std``,
+``uar_pooled`` (all folds' predictions together), ``wa``, ``macro_f1``, ``fold_uar`` {fold: UAR},
+``folds``, and, when ``none`` is among the methods, the paired statistics of
+:mod:`train.stats`: ``delta_vs_none`` (fold-mean Δ), ``delta_pooled_vs_none``, ``p_value``
+(Wilcoxon signed-rank over folds; null for none itself and when no fold differs, with
+``p_value_note`` saying why), ``ci95`` (seeded bootstrap 95% CI of the mean fold Δ),
+``folds_won``, ``folds_lost``, ``folds_tied``), ``compare.md`` (a table of the same),
+``compare.png`` (fold-mean bars ± std, pooled UAR markers, Δ / CI / p / folds won-lost
+above each bar), ``config.json``, and ``<method>/metrics.json`` + confusion PNG.
+
+``normalise`` (``--normalise none|global|speaker``, see :mod:`train.dataset`) applies to
+every method; a non-default value is recorded in the config.
 """
 
 from __future__ import annotations
@@ -31,8 +40,8 @@ import numpy as np
 from featstore.errors import ConfigError
 from train.baselines import BASELINES, augment_baseline
 from train.classifier import ClassifierConfig
-from train.dataset import TrainingSet, assemble, check_mode, load_real
-from train.experiment import FoldResult, evaluate_in_memory, summarize, write_metrics
+from train.dataset import RealData, TrainingSet, assemble, check_mode, check_normalise, load_real, prepare_fold
+from train.experiment import FoldResult, evaluate_in_memory, round_floats, summarize, write_metrics
 from train.folds import Fold, assign_shards, corpus_name, make_folds
 from train.loaders import clear_store_cache
 from train.metrics import plot_bars
@@ -87,23 +96,51 @@ def generate_for_fold(store: str, out_dir: str, *, mode: str, exclude_speakers: 
     return {"manifest": str(res.manifest_path), "n_items": int(res.n_items), "n_rejected": int(res.n_rejected)}
 
 
+def write_normalised_store(real: RealData, fold: Fold, url: str) -> str:
+    """The fold's training rows, audio z-scored per speaker (``--normalise speaker``), as a store.
+
+    The fold's generators are fitted on it, so that they learn — and generate in — the space
+    the classifier trains in; only training speakers' rows are written."""
+    from featstore.store import write_store
+
+    normed = prepare_fold(real, fold.train, fold.test, "speaker")
+    items = real.items.iloc[fold.train].drop(columns=["row"]).reset_index(drop=True)
+    arrays = {"audio": np.ascontiguousarray(normed.h[fold.train], dtype=np.float32)}
+    if real.t is not None:
+        arrays["text"] = np.ascontiguousarray(real.t[fold.train], dtype=np.float32)
+    else:  # --mode ser: the generator may still condition on text (use_text)
+        from train.loaders import cached_store
+
+        source = cached_store(real.url, real.storage_options)
+        if source.has("text"):
+            arrays["text"] = np.asarray(source.read("text", real.items["row"].to_numpy()[fold.train]), dtype=np.float32)
+    meta = {"corpus": real.metadata.get("corpus"), "extractors": real.metadata.get("extractors", {}),
+            "normalised": {"normalise": "speaker", "source_content_hash": real.metadata.get("content_hash"),
+                           "fold": fold.name}}
+    write_store(url, items=items, arrays=arrays, metadata=meta, storage_options=real.storage_options).close()
+    return url
+
+
 def _run_generators(store_url: str, out: str, folds: Sequence[Fold], items, methods: Sequence[str], *, mode: str,
                     n_per_fold: dict[str, int], min_mi: float | None, lambda_mi: float | None, seed: int,
                     storage_options, generator_options: dict[str, Any], generate_options: dict[str, Any],
-                    client, progress: bool = False) -> dict[tuple[str, str], dict]:
+                    client, progress: bool = False, fold_stores: dict[str, str] | None = None
+                    ) -> dict[tuple[str, str], dict]:
     from tqdm.auto import tqdm
 
     jobs = []
     for method in [m for m in methods if m in GENERATIVE]:
         for fold in folds:
-            kwargs = dict(mode=mode, exclude_speakers=fold.test_speakers,
+            # a per-fold normalised store holds the training rows only (nothing to exclude)
+            kwargs = dict(mode=mode, exclude_speakers=() if fold.name in (fold_stores or {}) else fold.test_speakers,
                           include_utt_ids=items["utt_id"].iloc[fold.train].astype(str).tolist(),
                           lambda_mi=0.0 if method == "cgan" else lambda_mi, n_items=n_per_fold[fold.name],
                           min_mi=float(min_mi or 0.0) if method == "infogan" else 0.0,
                           seed=derive_seed(seed, "generator", method, fold.name), storage_options=storage_options,
                           generator_options=generator_options,
                           generate_options=generate_options if method == "infogan" else {})
-            jobs.append(((method, fold.name), os.path.join(out, "generators", method, _slug(fold.name)), kwargs))
+            jobs.append(((method, fold.name), os.path.join(out, "generators", method, _slug(fold.name)), kwargs,
+                         (fold_stores or {}).get(fold.name, store_url)))
     if not jobs:
         return {}
     log.info("fitting %d generators (%s)", len(jobs), "on the Dask cluster" if client is not None else "in-process")
@@ -111,17 +148,17 @@ def _run_generators(store_url: str, out: str, folds: Sequence[Fold], items, meth
     if client is not None:
         from distributed import as_completed
 
-        futures = [client.submit(generate_for_fold, store_url, d, pure=False, **kw) for _, d, kw in jobs]
+        futures = [client.submit(generate_for_fold, url, d, pure=False, **kw) for _, d, kw, url in jobs]
         for _ in as_completed(futures):
             bar.update()
         results = client.gather(futures)
     else:
         results = []
-        for _, d, kw in jobs:
-            results.append(generate_for_fold(store_url, d, **kw))
+        for _, d, kw, url in jobs:
+            results.append(generate_for_fold(url, d, **kw))
             bar.update()
     bar.close()
-    return {key: res for (key, _, _), res in zip(jobs, results)}
+    return {key: res for (key, _, _, _), res in zip(jobs, results)}
 
 
 def compare(store: str, out: str, *, methods: str | Sequence[str] = METHODS, n: str | int = "4x",
@@ -129,8 +166,14 @@ def compare(store: str, out: str, *, methods: str | Sequence[str] = METHODS, n: 
             seed: int = 0, workers: int = 0, scheduler: str | None = None, lambda_mi: float | None = None,
             storage_options: dict[str, Any] | None = None, classifier_options: dict[str, Any] | None = None,
             generator_options: dict[str, Any] | None = None, generate_options: dict[str, Any] | None = None,
-            baseline_options: dict[str, dict[str, Any]] | None = None, progress: bool = False) -> CompareResult:
-    """Run every method on the same folds; write ``out/compare.json``, ``compare.md`` and plots."""
+            baseline_options: dict[str, dict[str, Any]] | None = None, progress: bool = False,
+            normalise: str = "global") -> CompareResult:
+    """Run every method on the same folds; write ``out/compare.json``, ``compare.md`` and plots.
+
+    ``normalise`` (see :mod:`train.dataset`) applies to every method alike: the baselines
+    augment the fold's rows after normalisation; with ``speaker`` the generators are fitted
+    on a per-fold store of the training rows z-scored per speaker
+    (:func:`write_normalised_store`), so their samples live in the classifier's space."""
     from tqdm.auto import tqdm
 
     from augment.counts import parse_count
@@ -138,6 +181,7 @@ def compare(store: str, out: str, *, methods: str | Sequence[str] = METHODS, n: 
 
     names = parse_methods(methods)
     check_mode(mode)
+    normalise = check_normalise(normalise)
     cfg = ClassifierConfig.from_kwargs(kind=classifier, **(classifier_options or {}))
     if min_mi is not None and not 0.0 <= float(min_mi) <= 1.0:
         raise ConfigError(f"--min-mi: expected a number in [0, 1], got {min_mi}")
@@ -152,13 +196,20 @@ def compare(store: str, out: str, *, methods: str | Sequence[str] = METHODS, n: 
         real = load_real(store, mode=mode, storage_options=storage_options, client=client)
         folds = make_folds(real.items, real.metadata, evaluation)
         n_per_fold = {f.name: parse_count(n, len(f.train)) for f in folds}
+        fold_stores = {}
+        if normalise == "speaker" and any(m in GENERATIVE for m in names):
+            fold_stores = {f.name: write_normalised_store(real, f, os.path.join(out, "generators", "_normalised",
+                                                                                _slug(f.name) + ".zarr"))
+                           for f in folds}
         generated = _run_generators(real.url, out, folds, real.items, names, mode=mode, n_per_fold=n_per_fold,
                                     min_mi=min_mi, lambda_mi=lambda_mi, seed=seed, storage_options=storage_options,
                                     generator_options=gen_opts, generate_options=dict(generate_options or {}),
-                                    client=client, progress=progress)
+                                    client=client, progress=progress, fold_stores=fold_stores)
         per_method: dict[str, list[FoldResult]] = {m: [] for m in names}
         for fold in tqdm(folds, desc="train compare: classifiers per fold", disable=not progress):
-            base: TrainingSet = assemble(real, fold.train, None, mode=mode, rng=np.random.default_rng(0))
+            real_f = prepare_fold(real, fold.train, fold.test, normalise)
+            base: TrainingSet = assemble(real_f, fold.train, None, mode=mode, rng=np.random.default_rng(0),
+                                         normalise=normalise)
             cls_seed = derive_seed(seed, "classifier", fold.name)
             for method in names:
                 shards: list[str] = []
@@ -175,16 +226,17 @@ def compare(store: str, out: str, *, methods: str | Sequence[str] = METHODS, n: 
                     kept = assign_shards([fold], kept)[fold.name] if not kept.empty else kept
                     synth = load_synthetic(kept, real.labels, mode=mode, audio_dim=real.audio_dim,
                                            storage_options=storage_options, client=client)
-                    ts = assemble(real, fold.train, synth, mode=mode,
-                                  rng=np.random.default_rng(derive_seed(seed, "pairs", fold.name)))
+                    ts = assemble(real_f, fold.train, synth, mode=mode,
+                                  rng=np.random.default_rng(derive_seed(seed, "pairs", fold.name)), normalise=normalise)
                     shards = synth.shards
-                per_method[method].append(evaluate_in_memory(real, fold, ts, cfg=cfg, seed=cls_seed, shards=shards))
+                per_method[method].append(evaluate_in_memory(real_f, fold, ts, cfg=cfg, seed=cls_seed, shards=shards))
     config = {
         "store": real.url, "store_content_hash": real.metadata.get("content_hash"), "corpus": corpus_name(real.metadata),
         "methods": names, "n": str(n), "min_mi": min_mi, "mode": mode, "eval": evaluation, "seed": int(seed),
         "lambda_mi": lambda_mi, "classifier": dataclasses.asdict(cfg), "generator_options": gen_opts,
         "generate_options": dict(generate_options or {}),
         "baseline_options": baseline_options or {},
+        **({"normalise": normalise} if normalise != "global" else {}),
     }
     table = _write_outputs(out, names, per_method, real.labels, config)
     log.info("train compare: %d methods x %d folds in %.1f s", len(names), len(folds), time.perf_counter() - t0)
@@ -207,15 +259,39 @@ def _write_outputs(out: str, names: Sequence[str], per_method: dict[str, list[Fo
             "metrics": f"{method}/metrics.json",
         }
     if "none" in table:
-        for method in names:
-            table[method]["delta_vs_none"] = round(table[method]["uar_mean"] - table["none"]["uar_mean"], 6)
+        add_paired_stats(table, names, seed=int(config.get("seed", 0)))
     _dump(os.path.join(out, "compare.json"), table)
     _dump(os.path.join(out, "config.json"), config)
     with open(os.path.join(out, "compare.md"), "w") as fh:
         fh.write(markdown_table(table, names) + "\n")
     plot_bars(list(names), [table[m]["uar_mean"] for m in names], [table[m]["uar_std"] for m in names],
-              os.path.join(out, "compare.png"), chance=1.0 / len(labels))
+              os.path.join(out, "compare.png"), chance=1.0 / len(labels),
+              points=[table[m]["uar_pooled"] for m in names], points_label="pooled UAR",
+              annotations=[_plot_note(table[m]) for m in names])
     return table
+
+
+def add_paired_stats(table: dict[str, dict[str, Any]], names: Sequence[str], *, seed: int) -> None:
+    """Each method's Δ vs none, Wilcoxon p, bootstrap CI and folds won/lost (see :mod:`train.stats`)."""
+    from train.stats import paired_vs_none
+
+    ref = table["none"]
+    for method in names:
+        row = table[method]
+        st = paired_vs_none(row["fold_uar"], ref["fold_uar"], seed=derive_seed(seed, "bootstrap", method),
+                            is_none=method == "none")
+        st["delta_vs_none"] = row["uar_mean"] - ref["uar_mean"]  # fold-mean Δ (the mean of the paired fold Δs)
+        st["delta_pooled_vs_none"] = row["uar_pooled"] - ref["uar_pooled"]
+        row.update(round_floats(st))
+
+
+def _plot_note(row: dict[str, Any]) -> str:
+    if "delta_vs_none" not in row or row.get("p_value_note", "").startswith("none itself"):
+        return ""
+    lo, hi = row["ci95"]
+    p = "p n/a" if row["p_value"] is None else f"p {row['p_value']:.2g}"
+    return (f"Δ {100 * row['delta_vs_none']:+.1f}\n[{100 * lo:+.1f}, {100 * hi:+.1f}]\n{p}\n"
+            f"won {row['folds_won']}, lost {row['folds_lost']}")
 
 
 def _dump(path: str, obj: Any) -> None:
@@ -227,11 +303,18 @@ def _dump(path: str, obj: Any) -> None:
 
 
 def markdown_table(table: dict[str, dict[str, Any]], names: Sequence[str]) -> str:
-    lines = ["| method | UAR (mean ± std) | Δ vs none (points) | WA | macro-F1 | synthetic rows / fold |",
-             "|---|---|---|---|---|---|"]
+    """Fold-mean and pooled UAR, Δ vs none (points) with its bootstrap 95% CI, Wilcoxon p, folds won/lost."""
+    lines = ["| method | UAR (mean ± std) | pooled UAR | Δ vs none (points) | 95% CI of Δ | Wilcoxon p | "
+             "folds won/lost | WA | macro-F1 | synthetic rows / fold |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for m in names:
         r = table[m]
         delta = f"{100 * r['delta_vs_none']:+.1f}" if "delta_vs_none" in r else "n/a"
+        ci = f"[{100 * r['ci95'][0]:+.1f}, {100 * r['ci95'][1]:+.1f}]" if r.get("ci95") and None not in r["ci95"] else "n/a"
+        p = (f"{r['p_value']:.3g}" if r.get("p_value") is not None else "—" if m == "none"
+             else "n/a (no fold differs)" if "zero" in r.get("p_value_note", "") else "n/a")
+        won = f"{r['folds_won']}/{r['folds_lost']}" if "folds_won" in r else "n/a"
         syn = np.mean([f["n_train_synthetic"] for f in r["folds"]]) if r["folds"] else 0
-        lines.append(f"| {m} | {r['uar_mean']:.3f} ± {r['uar_std']:.3f} | {delta} | {r['wa']:.3f} | {r['macro_f1']:.3f} | {syn:.0f} |")
+        lines.append(f"| {m} | {r['uar_mean']:.3f} ± {r['uar_std']:.3f} | {r['uar_pooled']:.3f} | {delta} | {ci} | {p} | "
+                     f"{won} | {r['wa']:.3f} | {r['macro_f1']:.3f} | {syn:.0f} |")
     return "\n".join(lines)

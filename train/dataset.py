@@ -1,6 +1,18 @@
 """A fold's training and test rows, in memory: the real store read once through the Dask
 block loader, plus synthetic rows, standardised with the real training rows' statistics.
 
+Normalisation (``--normalise``, :data:`NORMALISATIONS`):
+
+* ``global`` (the default, inductive) — z-score every feature with the fold's real training
+  rows' mean and std (:func:`assemble`); nothing about a test speaker is used;
+* ``speaker`` — first z-score the audio embedding h of every speaker with that speaker's own
+  mean and std (:func:`normalise_speakers`), then the ``global`` step on top. Training speakers
+  use their training rows; the test speaker uses its own test rows' features — never their
+  labels. That is a *transductive* step: at test time a speaker's unlabelled clips are pooled
+  before any is classified (as in speaker-adaptive SER); ``global`` is the inductive choice.
+  Text embeddings t (multimodal) carry no speaker identity and are left as they are;
+* ``none`` — raw features, no standardisation at all.
+
 ``--mode ser`` uses h (the audio embedding). ``--mode multimodal`` uses [h; t]; with
 synthetic shards it trains on the combinations (h, t) (real pairs), (ĥ, t) (generated
 audio with its conditioning text), and, when the shards carry t' (the text-space
@@ -26,12 +38,21 @@ from train.synthetic import SyntheticData
 log = logging.getLogger(__name__)
 
 MODES = ("ser", "multimodal")
+NORMALISATIONS = ("none", "global", "speaker")
+DEFAULT_NORMALISE = "global"
 
 
 def check_mode(mode: str) -> str:
     if mode not in MODES:
         raise ConfigError(f"--mode: expected one of {', '.join(MODES)}, got {mode!r}")
     return mode
+
+
+def check_normalise(normalise: str | None) -> str:
+    value = DEFAULT_NORMALISE if normalise is None else str(normalise).lower()
+    if value not in NORMALISATIONS:
+        raise ConfigError(f"--normalise: expected one of {', '.join(NORMALISATIONS)}, got {normalise!r}")
+    return value
 
 
 @dataclass
@@ -47,6 +68,7 @@ class RealData:
     layer: int | str | None = None        # see train.layers; None = the store's audio array
     layers: np.ndarray | None = None      # (N, S, D) every hidden state, kept for --layer weighted
     layer_weights: np.ndarray | None = None  # the fold's learned weights (--layer weighted)
+    speaker_pool: Standardizer | None = None  # --normalise speaker: the training fold's pooled speaker statistics
 
     @property
     def token(self) -> str | None:
@@ -129,6 +151,52 @@ def for_fold(real: RealData, train_idx: np.ndarray, *, seed: int) -> RealData:
     return replace(real, h=weighted_view(real.layers, weights, mean, scale), layer_weights=weights)
 
 
+def speaker_statistics(h: np.ndarray, speakers: np.ndarray, idx: np.ndarray) -> dict[str, Standardizer]:
+    """Per speaker among ``idx``, the mean/std of that speaker's rows (``idx`` only)."""
+    idx = np.asarray(idx, dtype=np.int64)
+    spk = speakers[idx]
+    return {str(s): Standardizer.fit(h[idx[spk == s]]) for s in np.unique(spk)}
+
+
+def normalise_speakers(real: RealData, train_idx: np.ndarray, test_idx: np.ndarray) -> RealData:
+    """``real`` with each speaker's audio rows z-scored by that speaker's own statistics.
+
+    Training speakers' statistics come from their rows in ``train_idx``; a test speaker's from
+    its rows in ``test_idx`` — its unlabelled features, a transductive step (see the module
+    docstring). Rows in neither set are left as they are (no fold uses them). ``speaker_pool``
+    is set to the training fold's pooled per-speaker statistics: the mean of the training rows
+    and the within-speaker std (root of the row-weighted mean of the per-speaker variances) —
+    the map for rows of no known speaker, e.g. synthetic rows generated in the store's raw space.
+    """
+    from dataclasses import replace
+
+    speakers = real.items["speaker"].astype(str).to_numpy()
+    h = np.array(real.h, dtype=np.float32, copy=True)
+    train_idx = np.asarray(train_idx, dtype=np.int64)
+    var, n = np.zeros(h.shape[1], np.float64), 0
+    for part in (train_idx, np.asarray(test_idx, dtype=np.int64)):
+        stats = speaker_statistics(real.h, speakers, part)
+        for spk, st in stats.items():
+            rows = part[speakers[part] == spk]
+            h[rows] = st.transform(real.h[rows])
+            if part is train_idx:
+                x = np.asarray(real.h[rows], np.float64)
+                var += ((x - x.mean(axis=0)) ** 2).sum(axis=0)
+                n += len(rows)
+    x_train = np.asarray(real.h[train_idx], np.float64)
+    pool_scale = np.sqrt(var / max(n, 1))
+    pool_scale[pool_scale < 1e-8] = 1.0
+    pool = Standardizer(x_train.mean(axis=0).astype(np.float32), pool_scale.astype(np.float32))
+    return replace(real, h=h, speaker_pool=pool)
+
+
+def prepare_fold(real: RealData, train_idx: np.ndarray, test_idx: np.ndarray, normalise: str) -> RealData:
+    """``real`` as the fold's classifier sees it before :func:`assemble` (speaker step when asked)."""
+    if check_normalise(normalise) == "speaker":
+        return normalise_speakers(real, train_idx, test_idx)
+    return real
+
+
 @dataclass
 class TrainingSet:
     """Standardised rows of one fold. ``y_syn`` is int labels or (n, K) soft labels."""
@@ -169,11 +237,20 @@ def _paired_real(real: RealData, train_idx: np.ndarray, synth: SyntheticData, rn
     return out
 
 
+def identity_scaler(dim: int) -> Standardizer:
+    return Standardizer(np.zeros(dim, np.float32), np.ones(dim, np.float32))
+
+
 def assemble(real: RealData, train_idx: np.ndarray, synth: SyntheticData | None, *, mode: str,
-             rng: np.random.Generator) -> TrainingSet:
-    """The fold's standardised training rows (real + every applicable synthetic combination)."""
+             rng: np.random.Generator, normalise: str = DEFAULT_NORMALISE) -> TrainingSet:
+    """The fold's standardised training rows (real + every applicable synthetic combination).
+
+    ``normalise="none"`` keeps the raw features (an identity scaler); ``global`` and
+    ``speaker`` standardise with the real training rows' statistics (the speaker step, when
+    asked, is :func:`prepare_fold`'s, done before). Synthetic rows must already be in
+    ``real``'s space."""
     x_real = real.features(train_idx)
-    scaler = Standardizer.fit(x_real)
+    scaler = identity_scaler(x_real.shape[1]) if check_normalise(normalise) == "none" else Standardizer.fit(x_real)
     n_real = len(train_idx)
     if synth is None or synth.n == 0:
         dim = x_real.shape[1]

@@ -79,22 +79,38 @@ def plot_confusion(cm: np.ndarray, labels: Sequence[str], path: str, *, title: s
 
 
 def plot_bars(names: Sequence[str], means: Sequence[float], stds: Sequence[float], path: str, *,
-              chance: float | None = None, ylabel: str = "UAR") -> None:
-    """Bar chart with error bars (e.g. UAR per augmentation method) as a PNG."""
+              chance: float | None = None, ylabel: str = "UAR", points: Sequence[float] | None = None,
+              points_label: str = "", annotations: Sequence[str] | None = None) -> None:
+    """Bar chart with error bars (e.g. UAR per augmentation method) as a PNG.
+
+    ``points`` draws one marker per bar (e.g. the pooled UAR beside the fold mean);
+    ``annotations`` writes a short text above each bar (e.g. Δ vs none, its CI and p)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(names), 3.6), dpi=100)
-    ax.bar(range(len(names)), means, yerr=stds, capsize=4, color="#4c78a8")
+    notes = list(annotations or [])
+    lines = max([n.count("\n") + 1 for n in notes if n] or [0])
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(names) + (0.4 * len(names) if notes else 0), 3.6 + 0.3 * lines), dpi=100)
+    ax.bar(range(len(names)), means, yerr=stds, capsize=4, color="#4c78a8", label="fold-mean UAR ± std" if points else None)
     ax.set_xticks(range(len(names)), names)
     ax.set_ylabel(ylabel)
-    lo = min([m - s for m, s in zip(means, stds)] + ([chance] if chance is not None else []))
-    ax.set_ylim(max(0.0, lo - 0.05), min(1.0, max(m + s for m, s in zip(means, stds)) + 0.05))
+    vals = [m + s for m, s in zip(means, stds)] + list(points or [])
+    lo = min([m - s for m, s in zip(means, stds)] + list(points or []) + ([chance] if chance is not None else []))
+    top = min(1.0, max(vals) + 0.05)
+    if points:
+        ax.scatter(range(len(names)), points, color="#f58518", marker="D", s=22, zorder=3, label=points_label or None)
+    if lines:
+        top = max(vals) + 0.05 + 0.045 * lines
+        for i, note in enumerate(notes):
+            if note:
+                ax.text(i, max(means[i] + stds[i], (points or means)[i]) + 0.01, note, ha="center", va="bottom", fontsize=6.5)
+    ax.set_ylim(max(0.0, lo - 0.05), top)
     if chance is not None:
         ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label="chance")
-        ax.legend(loc="lower right", fontsize=8)
+    if chance is not None or points:
+        ax.legend(loc="lower right", fontsize=7)
     fig.subplots_adjust(left=0.12, bottom=0.12, right=0.98, top=0.95)
     fig.savefig(path, metadata={"Software": None})
     plt.close(fig)
