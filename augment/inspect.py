@@ -1,4 +1,15 @@
-"""``augment inspect``: summarise a synthetic shard set and draw real vs generated features."""
+"""``augment inspect``: summarise a synthetic shard set and draw real vs generated features.
+
+Beside each shard's ``mi_score`` (the paper's quality measure) the summary gives ``c2st_acc``,
+a classifier two-sample test (Lopez-Paz & Oquab, 2017): the cross-validated accuracy of a
+logistic regression telling the shard's audio rows from real ones. 0.5 means the two sets
+are indistinguishable to a linear probe; 1.0 means every generated row is recognisable.
+Real rows come from ``store`` or else the manifest's source store, restricted to the
+speakers the generator was trained on (the distribution it modelled); each side is
+sub-sampled to the same count, at most ``c2st_rows`` (seeded), the features standardised
+inside each fold, 5 stratified folds (seeded). When the real store cannot be opened (or
+its width differs) ``c2st_acc`` is null and ``c2st_reason`` says why.
+"""
 
 from __future__ import annotations
 
@@ -16,11 +27,17 @@ from augment.shards import manifest_location, read_manifest, read_run
 log = logging.getLogger(__name__)
 
 METHODS = ("tsne", "pca")
+C2ST_ROWS = 2000
+C2ST_FOLDS = 5
 
 
 def inspect_shards(path, *, min_mi: float | None = None, plot: str | None = None, store=None, method: str = "tsne",
-                   max_points: int = 2000, seed: int = 0, storage_options: dict | None = None) -> dict[str, Any]:
+                   max_points: int = 2000, seed: int = 0, storage_options: dict | None = None, c2st: bool = True,
+                   c2st_rows: int = C2ST_ROWS) -> dict[str, Any]:
     """Summary of the shards listed in ``path``'s manifest (optionally only ``mi_score >= min_mi``).
+
+    With ``c2st`` (the default) each shard also gets ``c2st_acc`` (see the module docstring)
+    and the summary ``c2st_acc_mean`` (weighted by shard size).
 
     With ``plot`` a PNG of a 2-D embedding (t-SNE or PCA) of real vs generated audio
     features coloured by emotion is written; real features come from ``store`` or else
@@ -56,11 +73,78 @@ def inspect_shards(path, *, min_mi: float | None = None, plot: str | None = None
         "source_content_hash": run.get("source_content_hash"),
         "trained_speakers": run.get("trained_speakers"),
     }
+    if c2st:
+        _add_c2st(out, df, store=store if store is not None else run.get("source_store"), speakers=out["trained_speakers"],
+                  expected_hash=run.get("source_content_hash"), max_rows=int(c2st_rows), seed=seed,
+                  storage_options=storage_options)
     if plot:
         out["plot"] = plot_embedding(df, plot, store=store if store is not None else run.get("source_store"),
                                      speakers=out["trained_speakers"], method=method, max_points=max_points, seed=seed,
                                      expected_hash=run.get("source_content_hash"), storage_options=storage_options)
     return out
+
+
+def c2st_accuracy(real: np.ndarray, generated: np.ndarray, *, seed: int = 0, max_rows: int = C2ST_ROWS,
+                  folds: int = C2ST_FOLDS) -> tuple[float | None, str | None]:
+    """Cross-validated accuracy of a logistic regression telling ``generated`` rows from ``real`` ones.
+
+    Both sides are sub-sampled (seeded) to the same count n = min(len(real), len(generated),
+    max_rows), so chance is exactly 0.5; features are standardised within each training fold.
+    Returns ``(accuracy, None)`` or ``(None, reason)`` when there are too few rows."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    real = np.asarray(real, dtype=np.float64)
+    generated = np.asarray(generated, dtype=np.float64)
+    real = real[np.isfinite(real).all(axis=1)]
+    generated = generated[np.isfinite(generated).all(axis=1)]
+    if real.shape[1:] != generated.shape[1:]:
+        return None, f"feature widths differ (real {real.shape[1:]}, generated {generated.shape[1:]})"
+    n = int(min(len(real), len(generated), max_rows))
+    if n < folds:
+        return None, f"too few rows for {folds}-fold cross-validation (real {len(real)}, generated {len(generated)})"
+    rng = numpy_rng(seed, "inspect", "c2st")
+    r = real[np.sort(rng.choice(len(real), n, replace=False))]
+    g = generated[np.sort(rng.choice(len(generated), n, replace=False))]
+    x = np.concatenate([r, g])
+    y = np.concatenate([np.zeros(n, np.int64), np.ones(n, np.int64)])
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, random_state=seed))
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return float(np.mean(cross_val_score(model, x, y, cv=cv))), None
+
+
+def _add_c2st(out: dict[str, Any], df, *, store, speakers, expected_hash, max_rows: int, seed: int,
+              storage_options) -> None:
+    from featstore.store import open_store
+
+    real, reason = None, None
+    if store is None:
+        reason = "no real store: the manifest names no source store (pass --store)"
+    else:
+        try:
+            real = _read_real(store, speakers, expected_hash, max_rows, seed, storage_options, strict=True)
+        except Exception as e:  # noqa: BLE001 - any failure to read the real rows is reported, not raised
+            reason = f"real store {store} could not be read: {type(e).__name__}: {e}"
+    accs, weights = [], []
+    for entry, p in zip(out["shards"], df["path_abs"]):
+        acc, why = None, reason
+        if real is not None:
+            with open_store(p, storage_options=storage_options) as s:
+                x = s.read("audio")
+            if len(x) > max_rows:
+                x = x[np.sort(numpy_rng(seed, "inspect", "c2st", entry["path"]).choice(len(x), max_rows, replace=False))]
+            acc, why = c2st_accuracy(real[0], x, seed=seed, max_rows=max_rows)
+        entry["c2st_acc"] = acc
+        if acc is None:
+            entry["c2st_reason"] = why
+        else:
+            accs.append(acc)
+            weights.append(entry["n_items"])
+    out["c2st_acc_mean"] = float(np.average(accs, weights=weights)) if accs else None
+    if reason is not None:
+        out["c2st_reason"] = reason
 
 
 def _read_synthetic(df, max_points: int, seed: int, storage_options) -> tuple[np.ndarray, np.ndarray]:
@@ -80,7 +164,7 @@ def _read_synthetic(df, max_points: int, seed: int, storage_options) -> tuple[np
     return x, y
 
 
-def _read_real(store, speakers, expected_hash, max_points: int, seed: int, storage_options):
+def _read_real(store, speakers, expected_hash, max_points: int, seed: int, storage_options, strict: bool = False):
     from featstore.errors import MirageError
     from featstore.store import FeatureStore, open_store
 
@@ -89,6 +173,8 @@ def _read_real(store, speakers, expected_hash, max_points: int, seed: int, stora
     try:
         fs = store if isinstance(store, FeatureStore) else open_store(str(store), storage_options=storage_options)
     except (MirageError, OSError) as e:
+        if strict:
+            raise
         log.warning("real features not plotted: %s", e)
         return None
     try:
@@ -96,7 +182,9 @@ def _read_real(store, speakers, expected_hash, max_points: int, seed: int, stora
             log.warning("%s is not the store the generator was fitted on (content_hash differs); plotting it anyway", fs.url)
         items = fs.items
         if speakers:
-            items = items[items["speaker"].astype(str).isin(set(speakers))]
+            chosen = items[items["speaker"].astype(str).isin(set(speakers))]
+            if len(chosen):  # another store (--store) may name its speakers otherwise: use all of it then
+                items = chosen
         if len(items) > max_points:
             items = items.iloc[np.sort(numpy_rng(seed, "inspect", "real").choice(len(items), max_points, replace=False))]
         return fs.read("audio", items["row"].to_numpy()), items["label"].astype(str).to_numpy()

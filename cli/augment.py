@@ -121,6 +121,11 @@ def generate(model, out, quiet, as_json, **options):
 @click.option("--store", default=None, help="Real features to plot (default: the store the generator was fitted on).")
 @click.option("--min-mi", type=_UnitFloat(), default=None, help="Only shards with at least this MI score.")
 @click.option("--max-points", type=int, default=2000, show_default=True, help="Per side (real / generated).")
+@click.option("--c2st/--no-c2st", default=True, show_default=True,
+              help="Score each shard by a two-sample classifier accuracy (c2st_acc: 0.5 = indistinguishable from real).")
+@click.option("--c2st-rows", type=click.IntRange(min=10), default=2000, show_default=True,
+              help="Rows per side (real / generated) for c2st_acc, sampled with --seed.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampling, t-SNE and c2st folds.")
 @storage_options_option
 @verbosity_option
 def inspect(path, as_json, **options):
@@ -135,6 +140,10 @@ def inspect(path, as_json, **options):
                + (f" (requested {info['n_requested']})" if info.get("n_requested") else ""))
     if info["mi_score_mean"] is not None:
         click.echo(f"MI score: mean {info['mi_score_mean']:.3f}, min {info['mi_score_min']:.3f}")
+    if info.get("c2st_acc_mean") is not None:
+        click.echo(f"two-sample classifier accuracy (0.5 = indistinguishable from real): mean {info['c2st_acc_mean']:.3f}")
+    elif info.get("c2st_reason"):
+        click.echo(f"two-sample classifier accuracy: n/a ({info['c2st_reason']})")
     click.echo("labels: " + ", ".join(f"{k} {v}" for k, v in info["label_counts"].items()))
     if info.get("plot"):
         click.echo(f"plot: {info['plot']}")
