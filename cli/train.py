@@ -69,7 +69,8 @@ def fit(store, synthetic, mode, evaluation, out, classifier, seed, min_mi, loade
 @main.command()
 @_common
 @click.option("--methods", default="none,smote,mixup,noise,cgan,infogan", show_default=True,
-              help="Comma-separated methods: none, smote, mixup, noise, cgan (λ=0), infogan (MI-regularised).")
+              help="Comma-separated methods: none, smote, mixup, noise, cgan (λ=0), infogan (MI-regularised), "
+                   "auto (per outer fold, none or a baseline, chosen on inner folds).")
 @click.option("--n", "n", default="4x", show_default=True, help="Synthetic rows per fold: Nx of the real training items, or a count.")
 @click.option("--lambda-mi", type=click.FloatRange(min=0.0), default=None, help="MI weight of the infogan generator (augment's default).")
 @click.option("--gen-epochs", type=click.IntRange(min=0), default=None, help="Generator (stage 2) epochs (augment's default).")
@@ -82,11 +83,15 @@ def fit(store, synthetic, mode, evaluation, out, classifier, seed, min_mi, loade
               help="mixup partners: any class (classic mix-up, soft labels) or the anchor's class.")
 @click.option("--synthetic-weight", type=click.FloatRange(min=0.0), default=None,
               help="Loss weight of synthetic rows, every method alike (default 1).")
+@click.option("--select", type=click.Choice(["none", "inner"]), default="none", show_default=True,
+              help="inner: choose each baseline's n and synthetic weight per outer fold on 3 inner leave-speakers-out "
+                   "folds of its training speakers (generators keep their settings); method auto chooses among none "
+                   "and the baselines the same way.")
 @_dask_options
 @storage_options_option
 @verbosity_option
 def compare(store, methods, n, min_mi, mode, evaluation, out, classifier, seed, lambda_mi, gen_epochs, gen_options, mi_band,
-            balanced, mixup_pairs, synthetic_weight, workers, scheduler, storage_options, normalise):
+            balanced, mixup_pairs, synthetic_weight, select, workers, scheduler, storage_options, normalise):
     """Compare augmentation methods on the same folds and seeds; writes OUT/compare.json, compare.md, plots."""
     from train.compare import compare as compare_fn
 
@@ -96,7 +101,8 @@ def compare(store, methods, n, min_mi, mode, evaluation, out, classifier, seed, 
                  classifier=classifier, seed=seed, workers=workers, scheduler=scheduler, lambda_mi=lambda_mi,
                  storage_options=storage_options, generator_options=gen, generate_options=generate_opts,
                  classifier_options={"synthetic_weight": synthetic_weight},
-                 baseline_options={"mixup": {"pairs": mixup_pairs}}, progress=True, normalise=normalise)
+                 baseline_options={"mixup": {"pairs": mixup_pairs}}, progress=True, normalise=normalise,
+                 select=select)
     click.echo(result.message)
 
 

@@ -10,6 +10,9 @@ leave fewer, which ``n_train_synthetic`` reports). Generator fits run as Dask ta
 parallel on a local cluster with ``workers=N`` or an existing one with ``scheduler`` — and
 their seeds depend on (seed, method, fold) only, so the worker count does not change results.
 The classifier seed depends on (seed, fold) only: ``none`` reproduces ``train fit``.
+``auto`` picks, per outer fold, ``none`` or a baseline by inner leave-speakers-out folds of
+the training speakers, and ``select="inner"`` picks each baseline's settings the same way
+(:mod:`train.select`; generators are not selected yet).
 
 Outputs in ``out``: ``compare.json`` (method -> ``uar_mean`` (fold mean), ``uar_std``,
 ``uar_pooled`` (all folds' predictions together), ``wa``, ``macro_f1``, ``fold_uar`` {fold: UAR},
@@ -38,7 +41,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from featstore.errors import ConfigError
-from train.baselines import BASELINES, augment_baseline
+from train.baselines import BASELINES
+from train.select import BASELINE_GRID, INNER_FOLDS, baseline_set, setting_config
 from train.classifier import ClassifierConfig
 from train.dataset import RealData, TrainingSet, assemble, check_mode, check_normalise, load_real, prepare_fold
 from train.experiment import FoldResult, evaluate_in_memory, round_floats, summarize, write_metrics
@@ -50,7 +54,7 @@ from train.synthetic import load_synthetic, read_manifests
 
 log = logging.getLogger(__name__)
 
-METHODS = ("none", "smote", "mixup", "noise", "cgan", "infogan")
+METHODS = ("none", "smote", "mixup", "noise", "cgan", "infogan", "auto")
 GENERATIVE = ("cgan", "infogan")
 
 
@@ -167,13 +171,18 @@ def compare(store: str, out: str, *, methods: str | Sequence[str] = METHODS, n: 
             storage_options: dict[str, Any] | None = None, classifier_options: dict[str, Any] | None = None,
             generator_options: dict[str, Any] | None = None, generate_options: dict[str, Any] | None = None,
             baseline_options: dict[str, dict[str, Any]] | None = None, progress: bool = False,
-            normalise: str = "global") -> CompareResult:
+            normalise: str = "global", select: str = "none") -> CompareResult:
     """Run every method on the same folds; write ``out/compare.json``, ``compare.md`` and plots.
 
     ``normalise`` (see :mod:`train.dataset`) applies to every method alike: the baselines
     augment the fold's rows after normalisation; with ``speaker`` the generators are fitted
     on a per-fold store of the training rows z-scored per speaker
-    (:func:`write_normalised_store`), so their samples live in the classifier's space."""
+    (:func:`write_normalised_store`), so their samples live in the classifier's space.
+
+    ``select="inner"`` picks each baseline's setting per outer fold on inner folds of the
+    training speakers, and ``auto`` picks a method per outer fold the same way (see
+    :mod:`train.select`); the choices are listed in compare.json (``selected``, ``chosen``,
+    ``inner_uar``)."""
     from tqdm.auto import tqdm
 
     from augment.counts import parse_count
@@ -182,6 +191,9 @@ def compare(store: str, out: str, *, methods: str | Sequence[str] = METHODS, n: 
     names = parse_methods(methods)
     check_mode(mode)
     normalise = check_normalise(normalise)
+    from train.select import check_select
+
+    select = check_select(select)
     cfg = ClassifierConfig.from_kwargs(kind=classifier, **(classifier_options or {}))
     if min_mi is not None and not 0.0 <= float(min_mi) <= 1.0:
         raise ConfigError(f"--min-mi: expected a number in [0, 1], got {min_mi}")
@@ -206,20 +218,26 @@ def compare(store: str, out: str, *, methods: str | Sequence[str] = METHODS, n: 
                                     generator_options=gen_opts, generate_options=dict(generate_options or {}),
                                     client=client, progress=progress, fold_stores=fold_stores)
         per_method: dict[str, list[FoldResult]] = {m: [] for m in names}
+        extras: dict[str, dict[str, Any]] = {}
         for fold in tqdm(folds, desc="train compare: classifiers per fold", disable=not progress):
             real_f = prepare_fold(real, fold.train, fold.test, normalise)
             base: TrainingSet = assemble(real_f, fold.train, None, mode=mode, rng=np.random.default_rng(0),
                                          normalise=normalise)
             cls_seed = derive_seed(seed, "classifier", fold.name)
+            settings = _select_fold(real, fold, names, select, default_n=str(n), cfg=cfg, mode=mode,
+                                    normalise=normalise, seed=seed, baseline_options=baseline_options, extras=extras)
             for method in names:
                 shards: list[str] = []
-                if method == "none":
+                run_as, setting = method, settings.get(method, {})
+                if method == "auto":
+                    run_as = extras["auto"]["chosen"][fold.name]
+                    setting = settings.get("auto", {})
+                if run_as == "none":
                     ts = base
-                elif method in BASELINES:
-                    x_syn, y_syn = augment_baseline(method, base.x_real, base.y_real, n_per_fold[fold.name],
-                                                    n_classes=len(real.labels), seed=derive_seed(seed, method, fold.name),
-                                                    **(baseline_options or {}).get(method, {}))
-                    ts = dataclasses.replace(base, x_syn=x_syn, y_syn=y_syn, combos={**base.combos, method: len(x_syn)})
+                elif run_as in BASELINES:
+                    n_syn = parse_count(setting["n"], len(fold.train)) if "n" in setting else n_per_fold[fold.name]
+                    ts = baseline_set(base, run_as, n_syn, n_classes=len(real.labels), seed=derive_seed(seed, run_as, fold.name),
+                                      options=(baseline_options or {}).get(run_as, {}))
                 else:
                     info = generated[(method, fold.name)]
                     _, kept = read_manifests([info["manifest"]], storage_options=storage_options)
@@ -229,7 +247,8 @@ def compare(store: str, out: str, *, methods: str | Sequence[str] = METHODS, n: 
                     ts = assemble(real_f, fold.train, synth, mode=mode,
                                   rng=np.random.default_rng(derive_seed(seed, "pairs", fold.name)), normalise=normalise)
                     shards = synth.shards
-                per_method[method].append(evaluate_in_memory(real_f, fold, ts, cfg=cfg, seed=cls_seed, shards=shards))
+                per_method[method].append(evaluate_in_memory(real_f, fold, ts, cfg=setting_config(cfg, setting),
+                                                             seed=cls_seed, shards=shards))
     config = {
         "store": real.url, "store_content_hash": real.metadata.get("content_hash"), "corpus": corpus_name(real.metadata),
         "methods": names, "n": str(n), "min_mi": min_mi, "mode": mode, "eval": evaluation, "seed": int(seed),
@@ -237,14 +256,48 @@ def compare(store: str, out: str, *, methods: str | Sequence[str] = METHODS, n: 
         "generate_options": dict(generate_options or {}),
         "baseline_options": baseline_options or {},
         **({"normalise": normalise} if normalise != "global" else {}),
+        **({"select": select, "inner_folds": INNER_FOLDS, "baseline_grid": {k: list(v) for k, v in BASELINE_GRID.items()}}
+           if select != "none" else {}),
     }
-    table = _write_outputs(out, names, per_method, real.labels, config)
+    table = _write_outputs(out, names, per_method, real.labels, config, extras=extras)
     log.info("train compare: %d methods x %d folds in %.1f s", len(names), len(folds), time.perf_counter() - t0)
     return CompareResult(os.path.join(out, "compare.json"), table, markdown_table(table, names))
 
 
+def _select_fold(real: RealData, fold: Fold, names: Sequence[str], select: str, *, extras: dict[str, dict[str, Any]],
+                 **kw) -> dict[str, dict[str, Any]]:
+    """Per method, the setting used on ``fold`` (``--select inner``), and ``auto``'s choice; recorded in ``extras``."""
+    if select == "none" and "auto" not in names:
+        return {}
+    from train.select import choose_auto, inner_folds, select_setting
+
+    t0 = time.perf_counter()
+    inner = inner_folds(real, fold.train)
+    settings: dict[str, dict[str, Any]] = {}
+    if select == "inner":
+        for method in [m for m in names if m in BASELINES]:
+            setting, score = select_setting(real, fold, method, folds=inner, **kw)
+            settings[method] = setting
+            row = extras.setdefault(method, {"selected": {}, "inner_uar": {}})
+            row["selected"][fold.name], row["inner_uar"][fold.name] = setting, score
+    if "auto" in names:
+        pool = [m for m in names if m in BASELINES] or list(BASELINES)
+        candidates = {"none": {}}
+        for method in pool:
+            if select == "inner" and method not in settings:
+                settings[method] = select_setting(real, fold, method, folds=inner, **kw)[0]
+            candidates[method] = settings.get(method, {})
+        chosen, scores = choose_auto(real, fold, candidates, folds=inner, **kw) if inner else ("none", {})
+        row = extras.setdefault("auto", {"chosen": {}, "chosen_setting": {}, "inner_uar": {}, "candidates": ["none", *pool]})
+        row["chosen"][fold.name], row["chosen_setting"][fold.name], row["inner_uar"][fold.name] = \
+            chosen, candidates.get(chosen, {}), scores
+        settings["auto"] = candidates.get(chosen, {})
+    log.info("fold %s: inner selection in %.1f s", fold.name, time.perf_counter() - t0)
+    return settings
+
+
 def _write_outputs(out: str, names: Sequence[str], per_method: dict[str, list[FoldResult]], labels: Sequence[str],
-                   config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+                   config: dict[str, Any], extras: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
     os.makedirs(out, exist_ok=True)
     table: dict[str, dict[str, Any]] = {}
     for method in names:
@@ -257,6 +310,7 @@ def _write_outputs(out: str, names: Sequence[str], per_method: dict[str, list[Fo
             "folds": [{k: f[k] for k in ("name", "test_speakers", "uar", "n_train_real", "n_train_synthetic")}
                       for f in metrics["folds"]],
             "metrics": f"{method}/metrics.json",
+            **round_floats((extras or {}).get(method, {})),
         }
     if "none" in table:
         add_paired_stats(table, names, seed=int(config.get("seed", 0)))
