@@ -53,18 +53,22 @@ def extractors():
 @click.option("--strict", is_flag=True, help="Stop at the first bad audio file instead of skipping it.")
 @click.option("--overwrite", is_flag=True, help="Replace a store made with other settings.")
 @click.option("--limit", type=int, default=None, help="Only the first N items (for a quick try).")
+@click.option("--views", default=None, metavar="SPEC,...",
+              help="Augmented views to store beside each item, e.g. clean,noise:snr=10,speed:0.9,pitch:2,reverb "
+                   "(noise kinds: white, pink, brown, babble; one row per item and view, see `featstore info`).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the views' random parameters.")
 @storage_options_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @verbosity_option
 def extract(corpus, root, store, format_, audio_model, audio_layer, window_s, pooling, text_model, text_layer, batch_size,
-            chunk_rows, workers, scheduler, device, strict, overwrite, limit, storage_options, quiet):
+            chunk_rows, workers, scheduler, device, strict, overwrite, limit, views, seed, storage_options, quiet):
     """Extract embeddings for a whole corpus into a feature store (resumable)."""
     from featstore.extract import extract as run_extract
 
     res = run(run_extract, corpus, store=store, root=root, audio_model=audio_model, audio_layer=audio_layer,
               window_s=window_s, pooling=pooling, text_model=text_model, text_layer=text_layer, format=format_, batch_size=batch_size,
               chunk_rows=chunk_rows, workers=workers, scheduler=scheduler, strict=strict, overwrite=overwrite,
-              storage_options=storage_options, device=device, progress=not quiet, limit=limit)
+              storage_options=storage_options, device=device, progress=not quiet, limit=limit, views=views, seed=seed)
     s = res.store
     if res.already_complete:
         click.echo(f"{s.url}: already complete ({s.n_items} items); nothing to do")
@@ -91,7 +95,10 @@ def info(path, as_json, storage_options):
         return
     click.echo(f"store      {data['path']} ({data['format']}, {data['kind']})")
     click.echo(f"corpus     {data['corpus']}: {data['n_items']} items, {data['speakers']} speakers, {data['n_skipped']} skipped")
-    click.echo("labels     " + ", ".join(f"{k} {v}" for k, v in data["labels"].items()))
+    click.echo("labels     " + ", ".join(f"{k} {v}" for k, v in data["labels"].items())
+               + (f" (+{data['n_unlabelled']} unlabelled)" if data.get("n_unlabelled") else ""))
+    if data.get("view_specs", ["clean"]) != ["clean"]:
+        click.echo(f"views      {', '.join(data['view_specs'])} ({data['n_source_items']} source items)")
     for kind in ("audio", "text"):
         a = data[kind]
         click.echo(f"{kind:<10} " + (f"{a['extractor']} ({a['dim']}-d)" if a else "none"))

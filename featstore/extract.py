@@ -53,9 +53,21 @@ def decode_unit(rows: pd.DataFrame, start: int, stop: int, sample_rate: int, *, 
     """Read and check every utterance of a unit; bad ones become skip reports (or raise if strict)."""
     waves: dict[int, np.ndarray] = {}
     skipped: list[dict] = []
+    views = rows[["aug_type", "aug_params"]].to_numpy().tolist() if "aug_type" in rows.columns else None
+    talkers: dict[str, np.ndarray] = {}  # babble talkers decoded once per unit
+
+    def talker(p: str) -> np.ndarray:
+        if p not in talkers:
+            talkers[p] = audio_io.load(p, sample_rate)
+        return talkers[p]
+
     for i, (utt_id, path) in enumerate(zip(rows["utt_id"], rows["path"])):
         try:
             waves[i] = audio_io.load(path, sample_rate)
+            if views is not None and views[i][0] != "clean":  # augmented view (featstore.views), applied after decoding
+                from featstore.views import apply_view
+
+                waves[i] = apply_view(waves[i], sample_rate, views[i][0], views[i][1], load=talker)
         except BadAudioError as exc:
             if strict:
                 raise BadAudioError(exc.reason, f"{exc} (utt_id {utt_id}; --strict stops at the first bad item, drop it to skip bad items)") from None
@@ -183,11 +195,13 @@ def extract(corpus: str | pd.DataFrame, *, store: str, root: str | None = None, 
             text_layer: int | None = None, format: str = "zarr", batch_size: int = 8, chunk_rows: int | None = None,
             workers: int = 0, scheduler: str | None = None, strict: bool = False, overwrite: bool = False,
             storage_options: dict[str, Any] | None = None, device: str = "cpu", cache_dir: str | None = None,
-            progress: bool = True, limit: int | None = None) -> ExtractResult:
+            progress: bool = True, limit: int | None = None, views: str | None = None, seed: int = 0) -> ExtractResult:
     """Extract audio (and text) embeddings for every item of a corpus into ``store``.
 
     ``corpus`` is a registered corpus name or a ready item table. Rerunning the same call
     after a crash resumes; a finished store with the same settings is returned untouched.
+    ``views`` (e.g. ``clean,noise:snr=10``; see :mod:`featstore.views`) stores one row per item
+    and view, the views' random parameters drawn from ``seed``.
     """
     from featstore.corpora import get_corpus
     from featstore.extractors import DEFAULT_AUDIO, get_audio_extractor, get_text_extractor
@@ -203,6 +217,11 @@ def extract(corpus: str | pd.DataFrame, *, store: str, root: str | None = None, 
         items, corpus_name = get_corpus(corpus).load_items(root, cache_dir=cache_dir), corpus
     if limit:
         items = items.iloc[:limit]
+    if views:
+        from featstore.views import expand_plan, parse_views
+
+        view_specs = parse_views(views)
+        items = expand_plan(items, view_specs, seed=seed)
     audio_ex = get_audio_extractor(audio_model, layer=audio_layer, pooling=pooling, device=device, window_s=window_s)
     text_ex = get_text_extractor(text_model, layer=text_layer, device=device) if text_model and text_model != "none" else None
     arrays = {"audio": audio_ex.dim, **({"text": text_ex.dim} if text_ex is not None else {})}
@@ -210,6 +229,8 @@ def extract(corpus: str | pd.DataFrame, *, store: str, root: str | None = None, 
         arrays[LAYERS_ARRAY] = tuple(audio_ex.layer_states_shape)
     metadata = {"kind": "features", "corpus": corpus_name,
                 "extractors": {"audio": audio_ex.config(), "text": text_ex.config() if text_ex is not None else None}}
+    if views:
+        metadata["views"] = {"specs": [v.spec for v in view_specs], "seed": int(seed)}
     t0 = time.perf_counter()
     with StoreWriter(store, plan=items, arrays=arrays, metadata=metadata, format=format, chunk_rows=chunk_rows,
                      storage_options=storage_options, overwrite=overwrite) as writer:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from featstore.errors import CorpusFormatError
@@ -44,3 +45,13 @@ def make_items(rows: list[dict] | pd.DataFrame, *, source: str) -> pd.DataFrame:
     extras = [c for c in df.columns if c not in ITEM_COLUMNS]
     df = df[list(ITEM_COLUMNS) + extras].sort_values("utt_id", kind="stable").reset_index(drop=True)
     return df
+
+
+#: label values that mean "no label" (an unlabelled item: kept in the store, left out of supervised losses)
+UNLABELLED_VALUES = ("", "nan", "none", "<na>")
+
+
+def labelled_mask(labels: pd.Series) -> np.ndarray:
+    """True where an item carries an emotion label (not empty/NaN)."""
+    text = labels.astype("string").fillna("").str.strip().str.lower()
+    return (~text.isin(UNLABELLED_VALUES)).to_numpy(dtype=bool)

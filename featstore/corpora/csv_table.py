@@ -6,7 +6,9 @@ nkululeko/HF spellings ``file``/``audio``/``filename`` (path), ``emotion`` (labe
 ``speaker_id``/``spk`` (speaker) are accepted. Relative paths are resolved against the
 CSV's folder; fsspec URLs (``s3://...``) are kept as they are. Labels are lowercased and
 common spellings mapped onto the canonical names (``anger`` -> ``angry``, ``happiness`` ->
-``happy``, ``ang`` -> ``angry`` ...); other labels are kept, lowercased.
+``happy``, ``ang`` -> ``angry`` ...); other labels are kept, lowercased. An empty label makes
+an *unlabelled* item: it is extracted and counted (``n_unlabelled`` in ``featstore info``), and
+training uses it only where no label is needed (the auxiliary losses of ``--method mtl-aug``).
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ class CSVCorpus(Corpus):
         table = self._table_path(root)
         rows, extras = self._read(table)
         self._finish(rows, table.parent)
-        unknown = sorted({r["label"] for r in rows} - set(CANONICAL_LABELS))
+        unknown = sorted({r["label"] for r in rows if r["label"]} - set(CANONICAL_LABELS))
         if unknown:
             log.info("csv: labels outside the canonical set kept as they are: %s", ", ".join(unknown))
         df = make_items(rows, source=f"csv {table}")
@@ -107,7 +109,7 @@ class CSVCorpus(Corpus):
                 if len(rec) != len(header):
                     raise self.format_error(path, lineno, f"expected {len(header)} fields, got {len(rec)}")
                 row = {h: v.strip() for h, v in zip(header, rec)}
-                empty = [c for c in REQUIRED if not row[c]]
+                empty = [c for c in REQUIRED if not row[c] and c != "label"]  # an empty label: an unlabelled item
                 if empty:
                     raise self.format_error(path, lineno, f"expected a value in {','.join(empty)}, got ''")
                 row["label"] = canonical_label(row["label"])

@@ -284,6 +284,9 @@ class FeatureStore:
             return {"extractor": cfg.get("model") or cfg.get("extractor"), "dim": self.dim(kind), "config": cfg}
 
         items = self.items
+        from featstore.items import labelled_mask
+
+        labelled = labelled_mask(items["label"]) if "label" in items else np.zeros(len(items), dtype=bool)
         return {
             "path": self.url,
             "format": self.format,
@@ -292,7 +295,11 @@ class FeatureStore:
             "n_items": self.n_items,
             "n_skipped": len(self.skipped),
             "speakers": int(items["speaker"].nunique()) if "speaker" in items else 0,
-            "labels": {str(k): int(v) for k, v in items["label"].value_counts().sort_index().items()} if "label" in items else {},
+            "labels": {str(k): int(v) for k, v in items["label"][labelled].value_counts().sort_index().items()} if "label" in items else {},
+            "n_unlabelled": int((~labelled).sum()),
+            "views": sorted(set(items["aug_type"].astype(str))) if "aug_type" in items else ["clean"],
+            "view_specs": list(dict.fromkeys(items["view"].astype(str))) if "view" in items else ["clean"],
+            "n_source_items": int(items["source_utt_id"].nunique()) if "source_utt_id" in items else self.n_items,
             "splits": {str(k): int(v) for k, v in items["split"].value_counts().sort_index().items()} if "split" in items else {},
             "audio": _arr("audio"),
             "text": _arr("text"),

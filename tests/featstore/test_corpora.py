@@ -266,12 +266,21 @@ def test_csv_table_repeated_stems_and_aliases(tmp_path):
 @pytest.mark.parametrize("text, expect", [
     ("path,label\na.wav,sad\n", r"items.csv line 1: expected columns path,label,speaker"),
     ("path,label,speaker\nclips/a.wav,sad,s1\nclips/b.wav,sad\n", r"items.csv line 3: expected 3 fields, got 2"),
-    ("path,label,speaker\nclips/a.wav,,s1\n", r"items.csv line 2: expected a value in label"),
+    ("path,label,speaker\nclips/a.wav,sad,\n", r"items.csv line 2: expected a value in speaker"),
     ("path,label,speaker\n", r"expected at least one data row"),
 ])
 def test_csv_table_malformed(tmp_path, text, expect):
     with pytest.raises(CorpusFormatError, match=expect):
         get_corpus("csv").load_items(fx.make_csv(tmp_path, text=text))
+
+
+def test_csv_table_empty_label_is_unlabelled(tmp_path):
+    from featstore.items import labelled_mask
+
+    text = "path,label,speaker\nclips/a.wav,sad,s1\nclips/b.wav,,s1\n"
+    df = get_corpus("csv").load_items(fx.make_csv(tmp_path, text=text))
+    assert list(df["label"]) == ["sad", ""]
+    assert labelled_mask(df["label"]).tolist() == [True, False]
 
 
 def test_native_labels_are_canonical(tmp_path):
