@@ -50,19 +50,46 @@ def _common(fn):
 @click.option("--layer", type=LayerChoice("mean", "weighted"), default=None, metavar="K|mean|weighted",
               help="Train on hidden state K of the store's audio_layers (featstore extract --audio-layer all), their mean, "
                    "or a softmax-weighted sum learned on each training fold (default: the store's audio array).")
+@click.option("--method", type=click.Choice(["linear-probe", "mtl-aug"]), default="linear-probe", show_default=True,
+              help="linear-probe: the --classifier on the embedding. mtl-aug: a multitask network (emotion head + "
+                   "augmentation-type head + clean-embedding decoder on a shared trunk) trained on every view, "
+                   "unlabelled rows feeding only the auxiliary losses.")
+@click.option("--mtl-option", "mtl_options", multiple=True, metavar="KEY=VALUE",
+              help="mtl-aug setting, e.g. --mtl-option w_aug=0 (ablate the aug-type task), w_recon, w_emotion, hidden, "
+                   "epochs, lr, batch_size, dropout, weight_decay (repeatable).")
+@click.option("--mtl-ablations", is_flag=True,
+              help="mtl-aug: also run without each auxiliary task and single-task (OUT/ablations.json, ablations.png).")
+@click.option("--test-views", default=None, metavar="SPEC,...",
+              help="Also test each fold's classifier on these views of its test items, e.g. noise:snr=20,10,5,0 "
+                   "(views the store holds; reports uar_by_view and OUT/uar_by_view.png).")
+@click.option("--train-views", default=None, metavar="SPEC,...|all",
+              help="Train on these views only (default: every view the store holds; tests use clean rows).")
 @_dask_options
 @storage_options_option
 @verbosity_option
 def fit(store, synthetic, mode, evaluation, out, classifier, seed, min_mi, loader, max_memory_mb, loader_workers,
-        synthetic_weight, layer, workers, scheduler, storage_options, normalise):
+        synthetic_weight, layer, method, mtl_options, mtl_ablations, test_views, train_views, workers, scheduler,
+        storage_options, normalise):
     """Evaluate a classifier on real (+ synthetic) features; writes OUT/metrics.json and OUT/confusion.png."""
     from train.fit import fit as fit_fn
 
+    if method == "mtl-aug":
+        from train.mtl import fit_mtl
+
+        if synthetic or layer is not None or mode != "ser" or normalise != "global":
+            raise click.ClickException("--method mtl-aug: expected --mode ser, --normalise global and no --synthetic/--layer")
+        result = run(fit_mtl, store, out, evaluation=evaluation, seed=seed, options=_key_values(mtl_options, "--mtl-option"),
+                     test_views=test_views, train_views=train_views, ablations=mtl_ablations,
+                     storage_options=storage_options, progress=True)
+        click.echo(result.message)
+        return
+    if mtl_options or mtl_ablations:
+        raise click.ClickException("--mtl-option/--mtl-ablations: expected --method mtl-aug")
     result = run(fit_fn, store, out, synthetic=synthetic, mode=mode, evaluation=evaluation, classifier=classifier,
                  seed=seed, min_mi=min_mi, loader=loader, max_memory_mb=max_memory_mb, workers=workers,
                  scheduler=scheduler, loader_workers=loader_workers, storage_options=storage_options,
                  classifier_options={"synthetic_weight": synthetic_weight}, progress=True, layer=layer,
-                 normalise=normalise)
+                 normalise=normalise, test_views=test_views, train_views=train_views)
     click.echo(result.message)
 
 
@@ -106,7 +133,29 @@ def compare(store, methods, n, min_mi, mode, evaluation, out, classifier, seed, 
     click.echo(result.message)
 
 
-def _key_values(pairs) -> dict:
+@main.command()
+@click.option("--train", "train_stores", required=True, metavar="A[,B...]", help="Training feature store(s), comma-separated.")
+@click.option("--test", "test_store", required=True, metavar="C", help="Test feature store (another corpus).")
+@click.option("--out", required=True, help="Output folder (metrics.json, confusion.png).")
+@click.option("--label-map", default=None, metavar="FILE",
+              help='JSON {store_label: common_label} (null drops a label); default: canonical label names.')
+@click.option("--normalise", type=click.Choice(["global", "corpus", "none"]), default="global", show_default=True,
+              help="global: z-score with the training corpora's statistics. corpus: each corpus with its own "
+                   "(the test corpus's from its unlabelled features, transductive). none: raw features.")
+@click.option("--classifier", type=click.Choice(["linear", "mlp"]), default="linear", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random step.")
+@storage_options_option
+@verbosity_option
+def cross(train_stores, test_store, out, label_map, normalise, classifier, seed, storage_options):
+    """Cross-corpus SER: train on A[,B...], test on C over their common labels; writes OUT/metrics.json."""
+    from train.cross import cross as cross_fn
+
+    result = run(cross_fn, train_stores, test_store, out, label_map=label_map, classifier=classifier, seed=seed,
+                 normalise=normalise, storage_options=storage_options)
+    click.echo(result.message)
+
+
+def _key_values(pairs, hint: str = "--gen-option") -> dict:
     """``("diversity=0.5", "cond_d=true")`` -> {"diversity": 0.5, "cond_d": True} (values parsed as JSON when they can be)."""
     import json
 
@@ -114,7 +163,7 @@ def _key_values(pairs) -> dict:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--gen-option")
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint=hint)
         try:
             out[key.strip()] = json.loads(value)
         except ValueError:

@@ -101,7 +101,18 @@ def store_columns(store, mode: str) -> tuple[str, ...]:
 
 
 def real_items(store) -> tuple[pd.DataFrame, list[str], np.ndarray]:
+    """The store's labelled items in row order, the sorted label set and int labels.
+
+    Unlabelled items (empty label, see :func:`featstore.items.labelled_mask`) are left out:
+    every supervised loss ignores them (``--method mtl-aug`` reads them itself, see train.mtl)."""
+    from featstore.items import labelled_mask
+
     items = store.items.sort_values("row", kind="stable").reset_index(drop=True)
+    if "label" in items.columns and not items.empty:
+        keep = labelled_mask(items["label"])
+        if not keep.all():
+            log.info("%s: %d unlabelled items left out of supervised training", store.url, int((~keep).sum()))
+            items = items[keep].reset_index(drop=True)
     if "label" not in items.columns or items.empty:
         raise ConfigError(f"{store.url}: expected labelled items, got {len(items)} items and columns {list(items.columns)}")
     items["label"] = items["label"].astype(str)

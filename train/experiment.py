@@ -43,6 +43,8 @@ class FoldResult:
     n_train_synthetic: int
     combos: dict[str, int] = field(default_factory=dict)
     shards: list[str] = field(default_factory=list)
+    #: ``--test-views``: view spec -> confusion of the fold's classifier on those views of its test items
+    by_view: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def uar(self) -> float:
@@ -54,12 +56,14 @@ class FoldResult:
             "n_test": int(self.confusion.sum()), "n_train_real": int(self.n_train_real),
             "n_train_synthetic": int(self.n_train_synthetic), "combinations": dict(self.combos),
             "synthetic_shards": list(self.shards), "confusion": self.confusion.tolist(),
+            **({"uar_by_view": {v: summary(cm)["uar"] for v, cm in self.by_view.items()}} if self.by_view else {}),
         }
 
 
 def evaluate_in_memory(real: RealData, fold: Fold, ts: TrainingSet, *, cfg: ClassifierConfig, seed: int,
-                       shards: Sequence[str] = ()) -> FoldResult:
-    """Fit on the fold's (standardised) real + synthetic rows, test on its held-out items."""
+                       shards: Sequence[str] = (), view_tests: dict[str, np.ndarray] | None = None) -> FoldResult:
+    """Fit on the fold's (standardised) real + synthetic rows, test on its held-out items
+    (and, per ``view_tests`` entry, on those positions: other views of the test items)."""
     k = len(real.labels)
     x = np.concatenate([ts.x_real, ts.x_syn]) if ts.n_syn else ts.x_real
     y = np.concatenate([targets(ts.y_real, k), targets(ts.y_syn, k)]) if ts.n_syn else ts.y_real
@@ -68,6 +72,9 @@ def evaluate_in_memory(real: RealData, fold: Fold, ts: TrainingSet, *, cfg: Clas
     pred = predict(model, ts.scaler.transform(real.features(fold.test)), num_threads=cfg.num_threads)
     cm = confusion(real.y[fold.test], pred, k)
     result = FoldResult(fold.name, fold.test_speakers, cm, ts.n_real, ts.n_syn, ts.combos, list(shards))
+    for view, pos in (view_tests or {}).items():
+        pv = predict(model, ts.scaler.transform(real.features(pos)), num_threads=cfg.num_threads)
+        result.by_view[view] = confusion(real.y[pos], pv, k)
     log.info("fold %s: UAR %.3f (%d real + %d synthetic training rows, %d test)", fold.name, result.uar,
              ts.n_real, ts.n_syn, len(fold.test))
     return result

@@ -6,6 +6,12 @@ fold — or one session for IEMOCAP (items with a ``session`` column and corpus 
 naming iemocap), whose sessions each hold two speakers. ``official`` trains on the items
 whose split is ``train`` and tests on each split named ``test*`` (one fold per test split);
 ``dev`` items are left out because nothing here selects models on them.
+
+Stores extracted with augmented views (``featstore extract --views``) hold one row per item
+and view; every view shares its source's speaker (and split), so a fold trains on all views of
+its training speakers and never on a test speaker's. Test sets hold the clean rows only (all
+rows when the store has no clean view) and labelled rows only; ``train fit --test-views``
+evaluates other views of the test items separately.
 """
 
 from __future__ import annotations
@@ -51,7 +57,11 @@ def make_folds(items: pd.DataFrame, metadata: dict[str, Any], scheme: str = "los
         raise ConfigError(f"--eval: expected one of {', '.join(SCHEMES)}, got {scheme!r}")
     if "speaker" not in items.columns or "label" not in items.columns:
         raise ConfigError("expected an item table with speaker and label columns; re-extract the store with featstore")
+    from featstore.items import labelled_mask
+    from featstore.views import clean_mask
+
     speakers = items["speaker"].astype(str).to_numpy()
+    testable = clean_mask(items) & labelled_mask(items["label"])
     folds: list[Fold] = []
     if scheme == "loso":
         col = group_column(items, metadata)
@@ -60,8 +70,11 @@ def make_folds(items: pd.DataFrame, metadata: dict[str, Any], scheme: str = "los
         if len(values) < 2:
             raise ConfigError(f"--eval loso: expected at least 2 {col}s, got {len(values)}; use --eval official or a store with more {col}s")
         for g in values:
-            test = np.flatnonzero(groups == g)
+            test = np.flatnonzero((groups == g) & testable)
             train = np.flatnonzero(groups != g)
+            if not len(test):  # e.g. a speaker with unlabelled items only: it trains, nothing to test
+                log.info("--eval loso: %s %s has no labelled clean item to test; no fold for it", col, g)
+                continue
             folds.append(Fold(f"{col}={g}", tuple(sorted(set(speakers[test].tolist()))), train, test))
         return folds
     splits = items["split"].astype(str).str.lower().to_numpy() if "split" in items.columns else np.full(len(items), "train")
@@ -72,7 +85,7 @@ def make_folds(items: pd.DataFrame, metadata: dict[str, Any], scheme: str = "los
         raise ConfigError(f"--eval official: expected items with split 'train' and a split named test*, got splits {{{have}}}; "
                           "use --eval loso for corpora without an official split (EmoDB, RAVDESS, CREMA-D, IEMOCAP)")
     for t in tests:
-        test = np.flatnonzero(splits == t)
+        test = np.flatnonzero((splits == t) & testable)
         folds.append(Fold(f"split={t}", tuple(sorted(set(speakers[test].tolist()))), train, test))
     return folds
 

@@ -1,0 +1,212 @@
+"""``train cross``: train on one or more corpora, test on another (cross-corpus / cross-language SER).
+
+Labels are mapped to a common set: each store label goes through ``--label-map`` (a JSON object
+``{store_label: common_label}``; a null or empty value drops that label) or else through its
+canonical name (:func:`featstore.corpora.csv_table.canonical_label`: ``anger`` -> ``angry`` ...);
+the common set is the labels every training store and the test store share after mapping, and
+items of other labels are left out (listed in ``metrics.json`` under ``dropped``). Features are
+standardised on the training corpora only (``--normalise global``, the default; ``corpus``
+z-scores each corpus with its own statistics — the test corpus's from its unlabelled features, a
+transductive step; ``none``: raw), the linear classifier of :mod:`train.classifier` is trained on
+every training row (all views of stores with augmented views; unlabelled rows are left out) and
+tested on the test store's clean labelled rows.
+
+``R/metrics.json``: ``uar`` (the headline), ``wa``, ``macro_f1``, ``uar_speaker_mean`` (mean of the
+per-test-speaker UARs), ``confusion``, ``labels`` (the common label set, the confusion's order),
+``chance_uar``, ``n_train``, ``n_test``, ``train``/``test`` (per store: path, corpus, rows used,
+label counts), ``dropped`` and ``config``; plus ``R/confusion.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from featstore.errors import ConfigError
+from train.classifier import ClassifierConfig, Standardizer, fit_in_memory, predict
+from train.metrics import confusion, plot_confusion, summary
+from train.seeds import derive_seed
+
+log = logging.getLogger(__name__)
+
+NORMALISATIONS = ("global", "corpus", "none")
+METRICS_NAME = "metrics.json"
+CONFUSION_NAME = "confusion.png"
+
+
+@dataclass
+class CrossResult:
+    metrics_path: str
+    metrics: dict[str, Any]
+
+    @property
+    def message(self) -> str:
+        m = self.metrics
+        return (f"cross-corpus UAR {m['uar']:.3f} on {m['test']['corpus'] or m['test']['store']} "
+                f"({m['n_test']} items, labels {','.join(m['labels'])}; WA {m['wa']:.3f}, chance {m['chance_uar']:.3f}) "
+                f"-> {self.metrics_path}")
+
+
+def load_label_map(label_map: str | dict | None) -> dict[str, str | None]:
+    """``--label-map``: a JSON file (or a dict) {store_label: common_label or null}."""
+    if label_map is None:
+        return {}
+    if isinstance(label_map, dict):
+        data = label_map
+    else:
+        try:
+            with open(label_map, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"--label-map: expected a JSON file, got no such file {label_map}") from None
+        except ValueError as exc:
+            raise ConfigError(f"--label-map: expected a JSON object {{store_label: common_label}}, got unreadable "
+                              f"JSON in {label_map} ({exc})") from None
+    if not isinstance(data, dict) or not all(isinstance(v, (str, type(None))) for v in data.values()):
+        raise ConfigError(f"--label-map: expected a JSON object {{store_label: common_label or null}}, got {data!r}"[:300])
+    return {str(k).strip().lower(): (v.strip().lower() if isinstance(v, str) and v.strip() else None) for k, v in data.items()}
+
+
+def map_labels(labels: pd.Series, mapping: dict[str, str | None]) -> pd.Series:
+    from featstore.corpora.csv_table import canonical_label
+
+    def one(lab: str) -> str | None:
+        key = str(lab).strip().lower()
+        if key in mapping:
+            return mapping[key]
+        return canonical_label(key)
+
+    return labels.astype(str).map(one)
+
+
+@dataclass
+class _Part:
+    url: str
+    corpus: str
+    items: pd.DataFrame   # used rows, with a ``common`` column (mapped label or None)
+    h: np.ndarray
+    extractor: Any
+
+
+def _load(url: str, mapping, *, test: bool, storage_options) -> _Part:
+    from featstore.items import labelled_mask
+    from featstore.store import open_store
+    from featstore.views import clean_mask
+    from train.folds import corpus_name
+
+    with open_store(url, storage_options=storage_options) as fs:
+        if fs.metadata.get("kind", "features") != "features":
+            raise ConfigError(f"{url}: expected a feature store, got a {fs.metadata.get('kind')} folder")
+        if not fs.has("audio"):
+            raise ConfigError(f"{url}: expected an audio feature array, got arrays {fs.array_names}")
+        items = fs.items.sort_values("row", kind="stable").reset_index(drop=True)
+        if "label" not in items.columns:
+            raise ConfigError(f"{url}: expected items with a label column, got columns {list(items.columns)}")
+        keep = labelled_mask(items["label"]) & (clean_mask(items) if test else True)
+        items = items[keep].reset_index(drop=True)
+        if items.empty:
+            raise ConfigError(f"{url}: expected labelled items, got none")
+        items["common"] = map_labels(items["label"], mapping)
+        h = np.ascontiguousarray(fs.read("audio", items["row"].to_numpy()), dtype=np.float32).reshape(len(items), -1)
+        ex = (fs.metadata.get("extractors") or {}).get("audio") or {}
+        return _Part(fs.url, corpus_name(fs.metadata), items, h, ex.get("model") or ex.get("extractor"))
+
+
+def _split_list(value: str | Sequence[str]) -> list[str]:
+    parts = value.split(",") if isinstance(value, str) else [p for v in value for p in str(v).split(",")]
+    out = [p.strip() for p in parts if p.strip()]
+    if not out:
+        raise ConfigError(f"--train: expected one or more feature stores (A[,B...]), got {value!r}")
+    return out
+
+
+def cross(train: str | Sequence[str], test: str, out: str, *, label_map: str | dict | None = None,
+          classifier: str = "linear", seed: int = 0, normalise: str = "global",
+          classifier_options: dict[str, Any] | None = None,
+          storage_options: dict[str, Any] | None = None) -> CrossResult:
+    """Train on ``train`` stores, test on ``test``; writes ``out/metrics.json`` and ``out/confusion.png``."""
+    from featstore.store.location import check_out_dir
+    from train.experiment import round_floats
+
+    check_out_dir(str(out))
+    if normalise not in NORMALISATIONS:
+        raise ConfigError(f"--normalise: expected one of {', '.join(NORMALISATIONS)}, got {normalise!r}")
+    cfg = ClassifierConfig.from_kwargs(kind=classifier, **(classifier_options or {}))
+    mapping = load_label_map(label_map)
+    urls = _split_list(train)
+    if test in urls:
+        raise ConfigError(f"--test: expected a store that is not also a training store, got {test} in --train")
+    parts = [_load(u, mapping, test=False, storage_options=storage_options) for u in urls]
+    tpart = _load(test, mapping, test=True, storage_options=storage_options)
+    dims = {p.url: p.h.shape[1] for p in [*parts, tpart]}
+    if len(set(dims.values())) > 1:
+        raise ConfigError(f"expected stores of one feature space (same audio extractor), got audio widths {dims}; "
+                          "extract every corpus with the same --audio-model")
+    extractors = sorted({str(p.extractor) for p in [*parts, tpart]})
+    if len(extractors) > 1:
+        raise ConfigError(f"expected stores of one feature space, got audio extractors {extractors}; "
+                          "extract every corpus with the same --audio-model")
+    sets = [set(p.items["common"].dropna()) for p in [*parts, tpart]]
+    common = sorted(set.intersection(*sets))
+    if len(common) < 2:
+        have = "; ".join(f"{p.url}: {','.join(sorted(s))}" for p, s in zip([*parts, tpart], sets))
+        raise ConfigError(f"expected at least 2 emotion labels common to the training and test stores, got "
+                          f"{common or 'none'} ({have}); pass --label-map FILE (JSON {{store_label: common_label}})")
+    index = {lab: i for i, lab in enumerate(common)}
+    dropped: dict[str, dict[str, int]] = {}
+    used: list[tuple[_Part, np.ndarray, np.ndarray]] = []
+    for p in [*parts, tpart]:
+        ok = p.items["common"].isin(common).to_numpy()
+        gone = p.items.loc[~ok, "label"].astype(str).value_counts().sort_index()
+        if len(gone):
+            dropped[p.url] = {str(k): int(v) for k, v in gone.items()}
+        used.append((p, ok, p.items.loc[ok, "common"].map(index).to_numpy(np.int64)))
+    train_used, (tp, tok, y_test) = used[:-1], used[-1]
+    x_parts = [p.h[ok] for p, ok, _ in train_used]
+    y_train = np.concatenate([y for _, _, y in train_used])
+    x_test = tp.h[tok]
+    if normalise == "corpus":
+        x_parts = [Standardizer.fit(x).transform(x) for x in x_parts]
+        x_test = Standardizer.fit(x_test).transform(x_test)
+    x_train = np.concatenate(x_parts)
+    if normalise == "none":
+        scaler = Standardizer(np.zeros(x_train.shape[1], np.float32), np.ones(x_train.shape[1], np.float32))
+    else:
+        scaler = Standardizer.fit(x_train)  # the training corpora only
+    k = len(common)
+    model = fit_in_memory(scaler.transform(x_train), y_train, None, n_classes=k, cfg=cfg, seed=derive_seed(seed, "cross"))
+    pred = predict(model, scaler.transform(x_test), num_threads=cfg.num_threads)
+    cm = confusion(y_test, pred, k)
+    s = summary(cm)
+    speakers = tp.items.loc[tok, "speaker"].astype(str).to_numpy() if "speaker" in tp.items else np.array([])
+    spk_uars = [summary(confusion(y_test[speakers == sp], pred[speakers == sp], k))["uar"] for sp in sorted(set(speakers))]
+
+    def describe(p: _Part, ok: np.ndarray) -> dict[str, Any]:
+        return {"store": p.url, "corpus": p.corpus, "n_items": int(ok.sum()),
+                "labels": {str(a): int(b) for a, b in p.items.loc[ok, "common"].value_counts().sort_index().items()}}
+
+    metrics = round_floats({
+        "uar": s["uar"], "wa": s["wa"], "macro_f1": s["macro_f1"],
+        "uar_speaker_mean": float(np.mean(spk_uars)) if spk_uars else None,
+        "confusion": cm.tolist(), "labels": common, "chance_uar": 1.0 / k,
+        "n_train": int(len(y_train)), "n_test": int(len(y_test)),
+        "train": [describe(p, ok) for p, ok, _ in train_used], "test": describe(tp, tok), "dropped": dropped,
+        "config": {"train": urls, "test": test, "label_map": mapping or None, "normalise": normalise, "seed": int(seed),
+                   "classifier": asdict(cfg)},
+    })
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, METRICS_NAME)
+    with open(path + ".tmp", "w") as fh:
+        json.dump(metrics, fh, sort_keys=True, indent=2)
+        fh.write("\n")
+    os.replace(path + ".tmp", path)
+    plot_confusion(cm, common, os.path.join(out, CONFUSION_NAME),
+                   title=f"train {','.join(p.corpus or '?' for p in parts)} -> test {tp.corpus or '?'}: UAR {s['uar']:.3f}")
+    log.info("train cross: UAR %.3f (%d train rows, %d test rows, labels %s)", s["uar"], len(y_train), len(y_test), common)
+    return CrossResult(path, metrics)
