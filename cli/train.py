@@ -62,13 +62,16 @@ def _common(fn):
 @click.option("--test-views", default=None, metavar="SPEC,...",
               help="Also test each fold's classifier on these views of its test items, e.g. noise:snr=20,10,5,0 "
                    "(views the store holds; reports uar_by_view and OUT/uar_by_view.png).")
+@click.option("--attack", default=None, metavar="fgsm:eps=E|pgd:eps=E[:steps=N],...",
+              help="Also test each fold's classifier on adversarially perturbed (L∞, white-box) standardised test "
+                   "embeddings; reports uar_under_attack.")
 @click.option("--train-views", default=None, metavar="SPEC,...|all",
               help="Train on these views only (default: every view the store holds; tests use clean rows).")
 @_dask_options
 @storage_options_option
 @verbosity_option
 def fit(store, synthetic, mode, evaluation, out, classifier, seed, min_mi, loader, max_memory_mb, loader_workers,
-        synthetic_weight, layer, method, mtl_options, mtl_ablations, test_views, train_views, workers, scheduler,
+        synthetic_weight, layer, method, mtl_options, mtl_ablations, test_views, attack, train_views, workers, scheduler,
         storage_options, normalise):
     """Evaluate a classifier on real (+ synthetic) features; writes OUT/metrics.json and OUT/confusion.png."""
     from train.fit import fit as fit_fn
@@ -79,7 +82,7 @@ def fit(store, synthetic, mode, evaluation, out, classifier, seed, min_mi, loade
         if synthetic or layer is not None or mode != "ser" or normalise != "global":
             raise click.ClickException("--method mtl-aug: expected --mode ser, --normalise global and no --synthetic/--layer")
         result = run(fit_mtl, store, out, evaluation=evaluation, seed=seed, options=_key_values(mtl_options, "--mtl-option"),
-                     test_views=test_views, train_views=train_views, ablations=mtl_ablations,
+                     test_views=test_views, train_views=train_views, ablations=mtl_ablations, attack=attack,
                      storage_options=storage_options, progress=True)
         click.echo(result.message)
         return
@@ -89,7 +92,7 @@ def fit(store, synthetic, mode, evaluation, out, classifier, seed, min_mi, loade
                  seed=seed, min_mi=min_mi, loader=loader, max_memory_mb=max_memory_mb, workers=workers,
                  scheduler=scheduler, loader_workers=loader_workers, storage_options=storage_options,
                  classifier_options={"synthetic_weight": synthetic_weight}, progress=True, layer=layer,
-                 normalise=normalise, test_views=test_views, train_views=train_views)
+                 normalise=normalise, test_views=test_views, train_views=train_views, attack=attack)
     click.echo(result.message)
 
 

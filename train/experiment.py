@@ -45,6 +45,8 @@ class FoldResult:
     shards: list[str] = field(default_factory=list)
     #: ``--test-views``: view spec -> confusion of the fold's classifier on those views of its test items
     by_view: dict[str, np.ndarray] = field(default_factory=dict)
+    #: ``--attack``: attack spec -> confusion on the fold's adversarially perturbed test rows (train.attack)
+    by_attack: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def uar(self) -> float:
@@ -57,11 +59,13 @@ class FoldResult:
             "n_train_synthetic": int(self.n_train_synthetic), "combinations": dict(self.combos),
             "synthetic_shards": list(self.shards), "confusion": self.confusion.tolist(),
             **({"uar_by_view": {v: summary(cm)["uar"] for v, cm in self.by_view.items()}} if self.by_view else {}),
+            **({"uar_under_attack": {a: summary(cm)["uar"] for a, cm in self.by_attack.items()}} if self.by_attack else {}),
         }
 
 
 def evaluate_in_memory(real: RealData, fold: Fold, ts: TrainingSet, *, cfg: ClassifierConfig, seed: int,
-                       shards: Sequence[str] = (), view_tests: dict[str, np.ndarray] | None = None) -> FoldResult:
+                       shards: Sequence[str] = (), view_tests: dict[str, np.ndarray] | None = None,
+                       attacks: Sequence = ()) -> FoldResult:
     """Fit on the fold's (standardised) real + synthetic rows, test on its held-out items
     (and, per ``view_tests`` entry, on those positions: other views of the test items)."""
     k = len(real.labels)
@@ -75,6 +79,12 @@ def evaluate_in_memory(real: RealData, fold: Fold, ts: TrainingSet, *, cfg: Clas
     for view, pos in (view_tests or {}).items():
         pv = predict(model, ts.scaler.transform(real.features(pos)), num_threads=cfg.num_threads)
         result.by_view[view] = confusion(real.y[pos], pv, k)
+    if attacks:
+        from train.attack import attack_confusions
+
+        x_test = ts.scaler.transform(real.features(fold.test))
+        result.by_attack = attack_confusions(model, lambda x: predict(model, x, num_threads=cfg.num_threads), x_test,
+                                             real.y[fold.test], attacks, k, num_threads=cfg.num_threads)
     log.info("fold %s: UAR %.3f (%d real + %d synthetic training rows, %d test)", fold.name, result.uar,
              ts.n_real, ts.n_syn, len(fold.test))
     return result

@@ -79,7 +79,8 @@ def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser
         max_memory_mb: float = 2048.0, workers: int = 0, scheduler: str | None = None, loader_workers: int = 0,
         storage_options: dict[str, Any] | None = None, classifier_options: dict[str, Any] | None = None,
         progress: bool = False, layer: int | str | None = None, normalise: str = "global",
-        test_views: str | Sequence[str] | None = None, train_views: str | Sequence[str] | None = None) -> FitResult:
+        test_views: str | Sequence[str] | None = None, train_views: str | Sequence[str] | None = None,
+        attack: str | Sequence[str] | None = None) -> FitResult:
     """Train and evaluate per fold; write ``out/metrics.json`` and ``out/confusion.png``.
 
     ``layer`` (K, "mean" or "weighted"; see :mod:`train.layers`) trains on the store's
@@ -96,7 +97,8 @@ def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser
     On a store with augmented views, folds train on every view of their training speakers
     (``train_views``: only those) and test on clean rows; ``test_views`` (e.g.
     ``noise:snr=10,0``, views the store holds) also tests each fold's classifier on those views
-    of its test items and adds ``uar_by_view`` (see :mod:`train.noisy`)."""
+    of its test items and adds ``uar_by_view`` (see :mod:`train.noisy`). ``attack`` (e.g.
+    ``fgsm:eps=0.1``) adds ``uar_under_attack`` (see :mod:`train.attack`)."""
     from train.layers import check_layer
     from featstore.dask_utils import dask_client
 
@@ -126,12 +128,17 @@ def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser
     from train.noisy import add_view_summary, check_view_options, restrict_train, view_tests, write_view_plot
 
     check_view_options(test_views, normalise, loader)
+    from train.attack import add_attack_summary, parse_attacks
+
+    attacks = parse_attacks(attack)
+    if attacks and loader == "stream":
+        raise ConfigError("--attack: expected --loader memory or auto, got --loader stream")
     items, labels, y = real_items(real_store)
     folds = restrict_train(items, make_folds(items, real_store.metadata, evaluation), train_views, store=real_store.url)
     view_specs, per_view = view_tests(items, folds, test_views, store=real_store.url) if test_views else ([], {})
     per_fold = select_shards(folds, list(synthetic), min_mi=min_mi, store_hash=real_store.metadata.get("content_hash"),
                              storage_options=storage_options)
-    stream = loader == "stream" or (layer is None and normalise == "global" and loader == "auto" and not test_views
+    stream = loader == "stream" or (layer is None and normalise == "global" and loader == "auto" and not test_views and not attacks
                                     and _estimate_bytes(real_store, columns, per_fold, mode) > max_memory_mb * 2**20)
     from tqdm.auto import tqdm
 
@@ -177,7 +184,7 @@ def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser
                 ts = assemble(real, fold.train, synth, mode=mode, rng=np.random.default_rng(derive_seed(seed, "pairs", fold.name)),
                               normalise=normalise)
                 results.append(evaluate_in_memory(real, fold, ts, cfg=cfg, seed=derive_seed(seed, "classifier", fold.name),
-                                                  shards=synth.shards, view_tests=per_view.get(fold.name)))
+                                                  shards=synth.shards, view_tests=per_view.get(fold.name), attacks=attacks))
     config = {
         "store": real_store.url, "store_content_hash": real_store.metadata.get("content_hash"),
         "corpus": corpus_name(real_store.metadata), "mode": mode, "eval": evaluation, "seed": int(seed),
@@ -187,11 +194,14 @@ def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser
         **({"layer_weights": layer_weights} if layer_weights else {}),
         **({"normalise": normalise} if normalise != "global" else {}),
         **({"test_views": view_specs} if view_specs else {}),
+        **({"attack": [a.spec for a in attacks]} if attacks else {}),
         **({"train_views": train_views if isinstance(train_views, str) else ",".join(train_views)} if train_views else {}),
     }
     metrics = summarize(results, labels, config)
     if view_specs:
         metrics = add_view_summary(metrics, results, view_specs)
+    if attacks:
+        metrics = add_attack_summary(metrics, results, attacks)
     path = write_metrics(out, metrics)
     if view_specs:
         write_view_plot(out, metrics)

@@ -220,7 +220,7 @@ def predict_mtl(model, x: np.ndarray, *, num_threads: int = 1) -> np.ndarray:
 
 
 def _evaluate(data: MtlData, folds: Sequence[Fold], cfg: MtlConfig, *, seed: int,
-              per_view: dict[str, dict[str, np.ndarray]], progress: bool = False) -> list[FoldResult]:
+              per_view: dict[str, dict[str, np.ndarray]], progress: bool = False, attacks: Sequence = ()) -> list[FoldResult]:
     from tqdm.auto import tqdm
 
     k, n_aug = len(data.labels), len(data.aug_types)
@@ -245,6 +245,11 @@ def _evaluate(data: MtlData, folds: Sequence[Fold], cfg: MtlConfig, *, seed: int
         res = FoldResult(fold.name, fold.test_speakers, confusion(data.y[fold.test], pred, k), len(tr), 0, combos, [])
         for view, pos in per_view.get(fold.name, {}).items():
             res.by_view[view] = confusion(data.y[pos], predict_mtl(model, xs[pos], num_threads=cfg.num_threads), k)
+        if attacks:
+            from train.attack import attack_confusions
+
+            res.by_attack = attack_confusions(lambda x: model(x)[0], lambda x: predict_mtl(model, x, num_threads=cfg.num_threads),
+                                              xs[fold.test], data.y[fold.test], attacks, k, num_threads=cfg.num_threads)
         log.info("fold %s: mtl-aug UAR %.3f (%d labelled + %d unlabelled training rows; final losses %s)", fold.name,
                  res.uar, n_lab, len(tr) - n_lab, {kk: round(v, 4) for kk, v in losses.items()})
         results.append(res)
@@ -259,7 +264,8 @@ def ablation_variants(cfg: MtlConfig) -> dict[str, MtlConfig]:
 
 def fit_mtl(store: str, out: str, *, evaluation: str = "loso", seed: int = 0, options: dict[str, Any] | None = None,
             test_views: str | Sequence[str] | None = None, train_views: str | Sequence[str] | None = None,
-            ablations: bool = False, storage_options: dict[str, Any] | None = None, progress: bool = False) -> FitResult:
+            ablations: bool = False, storage_options: dict[str, Any] | None = None, progress: bool = False,
+            attack: str | Sequence[str] | None = None) -> FitResult:
     """Evaluate MTL-AUG under ``train fit``'s folds; writes ``out/metrics.json`` (+ confusion PNG,
     ``uar_by_view`` with ``test_views``, ``ablations.json`` + PNG with ``ablations``)."""
     from featstore.store.location import check_out_dir
@@ -268,6 +274,9 @@ def fit_mtl(store: str, out: str, *, evaluation: str = "loso", seed: int = 0, op
     check_out_dir(str(out))
     cfg = MtlConfig.from_kwargs(**(options or {}))
     check_view_options(test_views, "global", "memory")
+    from train.attack import add_attack_summary, parse_attacks
+
+    attacks = parse_attacks(attack)
     t0 = time.perf_counter()
     data = load_mtl_data(store, storage_options=storage_options)
     folds = restrict_train(data.items, make_folds(data.items, data.metadata, evaluation), train_views, store=data.url)
@@ -278,21 +287,25 @@ def fit_mtl(store: str, out: str, *, evaluation: str = "loso", seed: int = 0, op
         "method": METHOD, "mode": "ser", "eval": evaluation, "seed": int(seed), "aug_types": data.aug_types,
         "n_unlabelled": n_unl, "synthetic": [], "min_mi": None, "loader": "memory",
         **({"test_views": view_specs} if view_specs else {}),
+        **({"attack": [a.spec for a in attacks]} if attacks else {}),
         **({"train_views": train_views if isinstance(train_views, str) else ",".join(train_views)} if train_views else {}),
     }
     variants = ablation_variants(cfg) if ablations else {"mtl-aug": cfg}
     table = {}
     main_metrics = None
     for name, vcfg in variants.items():
-        results = _evaluate(data, folds, vcfg, seed=seed, per_view=per_view, progress=progress)
+        results = _evaluate(data, folds, vcfg, seed=seed, per_view=per_view, progress=progress, attacks=attacks)
         metrics = summarize(results, data.labels, {**base_config, "mtl": dataclasses.asdict(vcfg), "variant": name})
         if view_specs:
             metrics = add_view_summary(metrics, results, view_specs)
+        if attacks:
+            metrics = add_attack_summary(metrics, results, attacks)
         if main_metrics is None:
             main_metrics = metrics
         table[name] = {"uar_mean": metrics["uar_mean"], "uar_std": metrics["uar_std"], "uar_pooled": metrics["uar_pooled"],
                        "fold_uars": [f["uar"] for f in metrics["folds"]], "w_aug": vcfg.w_aug, "w_recon": vcfg.w_recon,
-                       **({"uar_by_view": metrics["uar_by_view"]} if view_specs else {})}
+                       **({"uar_by_view": metrics["uar_by_view"]} if view_specs else {}),
+                       **({"uar_under_attack": metrics["uar_under_attack"]} if attacks else {})}
     path = write_metrics(out, main_metrics, title=f"mtl-aug: UAR {main_metrics['uar_mean']:.3f} ± "
                                                   f"{main_metrics['uar_std']:.3f} ({main_metrics['n_folds']} folds)")
     if view_specs:

@@ -230,3 +230,30 @@ def test_cross_errors_are_one_line(tmp_path, case, match):
         args += ["--label-map", str(tmp_path / "m.json")]
     r = CliRunner().invoke(train_cli, args)
     assert r.exit_code == 1 and match in r.output and len(r.output.strip().splitlines()) == 1
+
+
+# -- --attack ----------------------------------------------------------------------------------
+
+def test_parse_attacks():
+    from train.attack import parse_attacks
+
+    assert [a.spec for a in parse_attacks("fgsm:eps=0.1,0.5")] == ["fgsm:eps=0.1", "fgsm:eps=0.5"]
+    assert parse_attacks("pgd:eps=0.2")[0].steps == 10
+    for bad, match in (("fgsm", "expected eps"), ("boom:eps=1", "expected attacks such as"),
+                       ("fgsm:eps=-1", "expected eps >= 0"), ("fgsm:steps=3:eps=1", "parameters among eps")):
+        with pytest.raises(ConfigError, match=match):
+            parse_attacks(bad)
+
+
+def test_attack_lowers_uar_monotonically_fit_and_mtl(view_store, tmp_path):
+    from train.fit import fit
+    from train.mtl import fit_mtl
+
+    m = fit(view_store, str(tmp_path / "f"), attack="fgsm:eps=0,0.5,2,pgd:eps=2:steps=5").metrics
+    u = m["uar_under_attack"]
+    assert u["none"] == m["uar_mean"] == u["fgsm:eps=0"]
+    assert u["fgsm:eps=0.5"] <= u["none"] and u["fgsm:eps=2"] < u["fgsm:eps=0.5"]
+    assert u["pgd:eps=2:steps=5"] <= u["fgsm:eps=2"] + 1e-9
+    assert "uar_under_attack" in m["folds"][0]
+    mm = fit_mtl(view_store, str(tmp_path / "m"), options={"epochs": 10, "hidden": 16}, attack="fgsm:eps=2").metrics
+    assert mm["uar_under_attack"]["fgsm:eps=2"] < mm["uar_mean"]
