@@ -7,8 +7,14 @@ dropped from a block in memory, after the read; blocks holding no wanted row are
 * :func:`load_rows` materialises a selection (small stores, test sets, synthetic shards);
 * :func:`row_moments` reduces blocks to per-feature sums (standardisation of large data);
 * :class:`BlockStream` streams shuffled torch batches: block order is permuted per epoch,
-  blocks are computed through Dask a window ahead on a background thread, and a
+  blocks are read a window ahead (overlapping I/O and checksums with the consumer), and a
   :class:`~train.shuffle.ShuffleBuffer` of whole blocks mixes rows across blocks.
+
+With a distributed ``client`` (or a scheduler other than ``"threads"``) the block reads are
+Dask tasks; without one, the same chunk-aligned block reads run on a small local thread
+pool (:func:`read_pool`) instead of a Dask graph per window: reads and crc32 checks release
+the GIL, and a sliding window keeps the pool busy while batches are consumed. Either way
+the same blocks are read and the same rows come out in the same order for the same seed.
 
 DataLoader workers, if any, must start with the spawn method (forking a process after
 Dask's or zarr's threads have started can deadlock): use :func:`make_loader`.
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +41,8 @@ log = logging.getLogger(__name__)
 
 #: Default size of one read task (rounded to whole chunks).
 BLOCK_BYTES = 8 << 20
+#: Threads of the local read pool (no Dask client): ``MIRAGE_READ_THREADS`` overrides it.
+READ_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 _STORES: dict[tuple[str, str], tuple[str | None, Any]] = {}
 _STORES_LOCK = threading.Lock()
@@ -135,25 +144,48 @@ def plan_blocks(sources: Sequence[Source], *, block_rows: int | None = None,
 
 
 def read_block(url: str, storage_options: dict[str, Any] | None, token: str | None, columns: tuple[str, ...],
-               start: int, stop: int, local_rows: np.ndarray | None) -> np.ndarray:
-    """The Dask task: contiguous reads of rows [start, stop), wanted rows kept, columns joined."""
+               start: int, stop: int, local_rows: np.ndarray | None, out: np.ndarray | None = None) -> np.ndarray:
+    """The Dask task: contiguous reads of rows [start, stop), wanted rows kept, columns joined.
+
+    With ``out`` (a (rows wanted, D) float32 array, e.g. a slice of the caller's result),
+    the columns are written straight into it and ``out`` is returned."""
     store = cached_store(url, storage_options, token)
-    parts = []
-    for name in columns:
+    if out is None and len(columns) == 1:
+        block = store.read_rows(columns[0], start, stop)
+        block = block.reshape(len(block), -1)
+        return np.ascontiguousarray(block if local_rows is None else block[local_rows], dtype=np.float32)
+    n = (stop - start) if local_rows is None else len(local_rows)
+    widths = [store.row_width(name) or 1 for name in columns]
+    if out is None:
+        out = np.empty((n, sum(widths)), dtype=np.float32)
+    col = 0
+    for name, width in zip(columns, widths):
         block = store.read_rows(name, start, stop)
         block = block.reshape(len(block), -1)
-        parts.append(block if local_rows is None else block[local_rows])
-    out = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
-    return np.ascontiguousarray(out, dtype=np.float32)
+        dst = out[:, col: col + width]
+        if local_rows is None:
+            dst[...] = block
+        elif dst.flags.c_contiguous and block.dtype == np.float32:
+            np.take(block, local_rows, axis=0, out=dst, mode="clip")  # gathered straight into place
+        else:
+            dst[...] = block[local_rows]
+        col += width
+    return out
+
+
+def _local_rows(src: Source, blk: Block) -> np.ndarray | None:
+    local = src.rows[blk.lo: blk.hi] - blk.start
+    return None if len(local) == blk.stop - blk.start else local  # every row wanted: no gather
+
+
+def _block_args(src: Source, blk: Block) -> tuple:
+    return (src.url, src.storage_options, src.token, src.columns, blk.start, blk.stop, _local_rows(src, blk))
 
 
 def _block_task(src: Source, blk: Block):
     import dask
 
-    local = src.rows[blk.lo: blk.hi] - blk.start
-    if len(local) == blk.stop - blk.start:
-        local = None  # every row of the block is wanted: no gather
-    return dask.delayed(read_block, pure=False)(src.url, src.storage_options, src.token, src.columns, blk.start, blk.stop, local)
+    return dask.delayed(read_block, pure=False)(*_block_args(src, blk))
 
 
 def _compute(tasks: list, *, scheduler: str, client=None) -> list:
@@ -166,12 +198,39 @@ def _compute(tasks: list, *, scheduler: str, client=None) -> list:
     return list(dask.compute(*tasks, scheduler=scheduler))
 
 
+def _use_local_pool(scheduler: str, client) -> bool:
+    """No distributed client and the threaded scheduler: read blocks on a local thread pool."""
+    return client is None and scheduler == "threads"
+
+
+def read_pool(n_tasks: int | None = None) -> ThreadPoolExecutor:
+    """The local read pool (see the module docstring): ``MIRAGE_READ_THREADS`` or :data:`READ_THREADS` threads."""
+    try:
+        threads = int(os.environ.get("MIRAGE_READ_THREADS", READ_THREADS))
+    except ValueError:
+        threads = READ_THREADS
+    threads = max(1, threads if n_tasks is None else min(threads, n_tasks))
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mirage-read")
+
+
 def load_rows(source: Source, *, scheduler: str = "threads", client=None, block_rows: int | None = None,
               block_bytes: int = BLOCK_BYTES) -> np.ndarray:
     """All wanted rows of ``source`` as one (n, D) float32 array, in ``source.rows`` order."""
     blocks = plan_blocks([source], block_rows=block_rows, block_bytes=block_bytes)
     if not blocks:
         return np.zeros((0, feature_dim(source)), dtype=np.float32)
+    if _use_local_pool(scheduler, client):
+        # each block is read straight into its rows of the result: no per-block arrays, no concatenation
+        out = np.empty((int(sum(b.hi - b.lo for b in blocks)), feature_dim(source)), dtype=np.float32)
+        if len(blocks) == 1:
+            read_block(*_block_args(source, blocks[0]), out=out)
+            return out
+        with read_pool(len(blocks)) as pool:
+            futures = [pool.submit(read_block, *_block_args(source, b), out=out[b.lo - blocks[0].lo: b.hi - blocks[0].lo])
+                       for b in blocks]
+            for fut in futures:
+                fut.result()
+        return out
     parts = _compute([_block_task(source, b) for b in blocks], scheduler=scheduler, client=client)
     return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
 
@@ -187,8 +246,13 @@ def row_moments(sources: Sequence[Source], *, scheduler: str = "threads", client
     import dask
 
     blocks = plan_blocks(sources, block_rows=block_rows)
-    tasks = [dask.delayed(_moments_of, pure=False)(_block_task(sources[b.source], b)) for b in blocks]
-    parts = _compute(tasks, scheduler=scheduler, client=client)
+    if _use_local_pool(scheduler, client) and blocks:
+        with read_pool(len(blocks)) as pool:
+            futures = [pool.submit(lambda b=b: _moments_of(read_block(*_block_args(sources[b.source], b)))) for b in blocks]
+            parts = [f.result() for f in futures]
+    else:
+        tasks = [dask.delayed(_moments_of, pure=False)(_block_task(sources[b.source], b)) for b in blocks]
+        parts = _compute(tasks, scheduler=scheduler, client=client)
     dim = feature_dim(sources[0])
     total = (0, np.zeros(dim), np.zeros(dim))
     for n, s, ss in parts:
@@ -253,10 +317,14 @@ class BlockStream(torch.utils.data.IterableDataset):
         return [blocks[i] for i in order.tolist()], worker
 
     def _fetch(self, blocks: list[Block]) -> Iterator[tuple[Block, np.ndarray]]:
-        """Blocks in the given order, computed through Dask a window or two ahead."""
+        """Blocks in the given order, read a window or two ahead (a local thread pool without a
+        client, Dask tasks with one)."""
         window = max(1, int(self.prefetch_blocks))
         in_worker = torch.utils.data.get_worker_info() is not None  # a DataLoader process has no client
         client = None if in_worker else self.client
+        if _use_local_pool(self.scheduler, client):
+            yield from self._fetch_local(blocks, 2 * window)
+            return
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mirage-prefetch")
         pending: deque = deque()
         groups = [blocks[i: i + window] for i in range(0, len(blocks), window)]
@@ -276,6 +344,22 @@ class BlockStream(torch.utils.data.IterableDataset):
                     pending.append((groups[nxt], submit(groups[nxt])))
                     nxt += 1
                 yield from zip(group, fut.result())
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _fetch_local(self, blocks: list[Block], ahead: int) -> Iterator[tuple[Block, np.ndarray]]:
+        """Blocks in order from a sliding window of at most ``ahead`` block reads in flight."""
+        pool = read_pool(len(blocks))
+        pending: deque = deque()
+        try:
+            nxt = 0
+            while pending or nxt < len(blocks):
+                while nxt < len(blocks) and len(pending) < ahead:
+                    b = blocks[nxt]
+                    pending.append((b, pool.submit(read_block, *_block_args(self.sources[b.source], b))))
+                    nxt += 1
+                b, fut = pending.popleft()
+                yield b, fut.result()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
