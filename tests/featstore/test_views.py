@@ -232,3 +232,24 @@ def test_emodb_views_contract(tmp_path):
     info = json.loads(CliRunner().invoke(featstore_cli, ["info", store, "--json"]).output)
     assert info["n_items"] == 1070 and info["n_source_items"] == 535
     assert {"clean", "noise"} <= set(info["views"])
+
+
+def test_cli_views_store_feeds_train_fit_test_views_and_mtl(tmp_path):
+    """featstore extract --views clean,noise:snr=10,noise:snr=0 -> train fit --test-views noise:snr=10,0 and mtl-aug."""
+    from cli.train import main as train_cli
+
+    table = write_corpus(tmp_path / "corpus", n=12)
+    store = str(tmp_path / "s.zarr")
+    runner = CliRunner()
+    r = runner.invoke(featstore_cli, ["extract", "--corpus", "csv", "--root", str(table), "--store", store,
+                                      "--audio-model", "logmel", "--text-model", "none",
+                                      "--views", "clean,noise:snr=10,noise:snr=0", "--quiet"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(train_cli, ["fit", "--store", store, "--test-views", "noise:snr=10,0", "--out", str(tmp_path / "R")])
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "R" / "metrics.json").read_text())
+    assert set(m["uar_by_view"]) == {"clean", "noise:snr=10", "noise:snr=0"} and m["n_folds"] == 3
+    r = runner.invoke(train_cli, ["fit", "--store", store, "--method", "mtl-aug", "--eval", "loso", "--out",
+                                  str(tmp_path / "M"), "--mtl-option", "epochs=3", "--mtl-option", "hidden=16"])
+    assert r.exit_code == 0, r.output
+    assert "uar_mean" in json.loads((tmp_path / "M" / "metrics.json").read_text())
