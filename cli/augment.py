@@ -36,6 +36,7 @@ class _UnitFloat(click.ParamType):
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="mirage-ser", prog_name="augment", message="%(prog)s (mirage-ser) %(version)s")
 def main():
     """MI-regularised generative feature augmentation for speech emotion recognition."""
 

@@ -8,6 +8,7 @@ from cli.common import LayerChoice, echo_json, run, storage_options_option, verb
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="mirage-ser", prog_name="featstore", message="%(prog)s (mirage-ser) %(version)s")
 def main():
     """Feature stores of pretrained audio/text embeddings for speech emotion recognition."""
 

@@ -8,6 +8,7 @@ from cli.common import LayerChoice, run, storage_options_option, verbosity_optio
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mirage-ser", prog_name="train", message="%(prog)s (mirage-ser) %(version)s")
 def main() -> None:
     """Train light emotion classifiers on feature stores (+ synthetic shards) and compare augmentations."""
 
