@@ -68,12 +68,14 @@ def _common(fn):
                    "embeddings; reports uar_under_attack.")
 @click.option("--train-views", default=None, metavar="SPEC,...|all",
               help="Train on these views only (default: every view the store holds; tests use clean rows).")
+@click.option("--final", is_flag=True,
+              help="Also train on every labelled item and save the classifier to OUT/model (for `train predict`).")
 @_dask_options
 @storage_options_option
 @verbosity_option
 def fit(store, synthetic, mode, evaluation, out, classifier, seed, min_mi, loader, max_memory_mb, loader_workers,
-        synthetic_weight, layer, method, mtl_options, mtl_ablations, test_views, attack, train_views, workers, scheduler,
-        storage_options, normalise):
+        synthetic_weight, layer, method, mtl_options, mtl_ablations, test_views, attack, train_views, final, workers,
+        scheduler, storage_options, normalise):
     """Evaluate a classifier on real (+ synthetic) features; writes OUT/metrics.json and OUT/confusion.png."""
     from train.fit import fit as fit_fn
 
@@ -89,12 +91,39 @@ def fit(store, synthetic, mode, evaluation, out, classifier, seed, min_mi, loade
         return
     if mtl_options or mtl_ablations:
         raise click.ClickException("--mtl-option/--mtl-ablations: expected --method mtl-aug")
+    if final and method == "mtl-aug":
+        raise click.ClickException("--final: expected the linear/MLP classifier, got --method mtl-aug")
     result = run(fit_fn, store, out, synthetic=synthetic, mode=mode, evaluation=evaluation, classifier=classifier,
                  seed=seed, min_mi=min_mi, loader=loader, max_memory_mb=max_memory_mb, workers=workers,
                  scheduler=scheduler, loader_workers=loader_workers, storage_options=storage_options,
                  classifier_options={"synthetic_weight": synthetic_weight}, progress=True, layer=layer,
-                 normalise=normalise, test_views=test_views, train_views=train_views, attack=attack)
+                 normalise=normalise, test_views=test_views, train_views=train_views, attack=attack, final=final)
     click.echo(result.message)
+    if final:
+        click.echo(f"final classifier (trained on every labelled item) -> {out.rstrip('/')}/model")
+
+
+@main.command()
+@click.option("--model", required=True, help="A classifier saved by `train fit --final` (OUT/model, or OUT itself).")
+@click.option("--store", default=None, help="Feature store to label (its extractor settings must be the model's).")
+@click.option("--audio", multiple=True, metavar="FILE",
+              help="Audio file(s) to label instead, embedded with the model's extractor settings (repeatable).")
+@click.option("--out", required=True, help="Predictions as Parquet: ids, pred, one prob_<label> column per class.")
+@click.option("--device", default="cpu", show_default=True, help="torch device for --audio embedding.")
+@storage_options_option
+@verbosity_option
+def predict(model, store, audio, out, device, storage_options):
+    """Label a store's items (or audio files) with a saved classifier; writes OUT (.parquet)."""
+    from train.final import predict_audio, predict_store
+
+    if bool(store) == bool(audio):
+        raise click.UsageError("expected exactly one of --store or --audio")
+    if store:
+        table = run(predict_store, model, store, out, storage_options=storage_options)
+    else:
+        table = run(predict_audio, model, list(audio), out, storage_options=storage_options, device=device)
+    counts = table["pred"].value_counts().sort_index()
+    click.echo(f"{len(table)} items labelled ({', '.join(f'{k} {v}' for k, v in counts.items())}) -> {out}")
 
 
 @main.command()

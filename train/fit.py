@@ -80,7 +80,7 @@ def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser
         storage_options: dict[str, Any] | None = None, classifier_options: dict[str, Any] | None = None,
         progress: bool = False, layer: int | str | None = None, normalise: str = "global",
         test_views: str | Sequence[str] | None = None, train_views: str | Sequence[str] | None = None,
-        attack: str | Sequence[str] | None = None) -> FitResult:
+        attack: str | Sequence[str] | None = None, final: bool = False) -> FitResult:
     """Train and evaluate per fold; write ``out/metrics.json`` and ``out/confusion.png``.
 
     ``layer`` (K, "mean" or "weighted"; see :mod:`train.layers`) trains on the store's
@@ -98,7 +98,10 @@ def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser
     (``train_views``: only those) and test on clean rows; ``test_views`` (e.g.
     ``noise:snr=10,0``, views the store holds) also tests each fold's classifier on those views
     of its test items and adds ``uar_by_view`` (see :mod:`train.noisy`). ``attack`` (e.g.
-    ``fgsm:eps=0.1``) adds ``uar_under_attack`` (see :mod:`train.attack`)."""
+    ``fgsm:eps=0.1``) adds ``uar_under_attack`` (see :mod:`train.attack`).
+
+    ``final`` also trains on every labelled item and saves the classifier to ``out/model``
+    (see :mod:`train.final`; ``train predict`` uses it)."""
     from train.layers import check_layer
     from featstore.dask_utils import dask_client
 
@@ -133,12 +136,16 @@ def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser
     attacks = parse_attacks(attack)
     if attacks and loader == "stream":
         raise ConfigError("--attack: expected --loader memory or auto, got --loader stream")
+    if final and (synthetic or loader == "stream" or normalise == "speaker"):
+        raise ConfigError("--final: expected real data held in memory with --normalise global or none (no --synthetic, "
+                          "no --loader stream, no --normalise speaker: a saved model cannot know a new speaker's statistics)")
     items, labels, y = real_items(real_store)
     folds = restrict_train(items, make_folds(items, real_store.metadata, evaluation), train_views, store=real_store.url)
     view_specs, per_view = view_tests(items, folds, test_views, store=real_store.url) if test_views else ([], {})
     per_fold = select_shards(folds, list(synthetic), min_mi=min_mi, store_hash=real_store.metadata.get("content_hash"),
                              storage_options=storage_options)
     stream = loader == "stream" or (layer is None and normalise == "global" and loader == "auto" and not test_views and not attacks
+                                    and not final
                                     and _estimate_bytes(real_store, columns, per_fold, mode) > max_memory_mb * 2**20)
     from tqdm.auto import tqdm
 
@@ -202,6 +209,12 @@ def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser
         metrics = add_view_summary(metrics, results, view_specs)
     if attacks:
         metrics = add_attack_summary(metrics, results, attacks)
+    if final:
+        from train.final import train_final
+
+        train_final(all_real, cfg=cfg, mode=mode, layer=layer, normalise=normalise, seed=seed, out=str(out),
+                    storage_options=storage_options)
+        metrics["final_model"] = "model"  # relative to out: metrics.json holds no absolute output paths
     path = write_metrics(out, metrics)
     if view_specs:
         write_view_plot(out, metrics)

@@ -71,7 +71,7 @@ def fit_layer_weights(layers: np.ndarray, y: np.ndarray, n_classes: int, *, seed
     scale[scale < 1e-8] = 1.0
     with seeded(seed, 1):
         z = torch.from_numpy(((x - mean) / scale).astype(np.float32))
-        target = torch.from_numpy(np.asarray(y, dtype=np.int64))
+        target = torch.from_numpy(np.array(y, dtype=np.int64))
         n_states, dim = z.shape[1], z.shape[2]
         logits_w = torch.zeros(n_states, requires_grad=True)
         head = torch.nn.Linear(dim, n_classes)
