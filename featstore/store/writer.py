@@ -228,12 +228,16 @@ class StoreWriter:
             self.staging.write_bytes(f"_checksums/{start:012d}.json", json.dumps(sums, sort_keys=True).encode())
             self._status[start:stop] = status
 
-    def finalize(self) -> FeatureStore:
-        """Publish the item tables and metadata; for HDF5 convert and remove the staging store."""
-        with storage_errors(self.target.url, self.storage_options):
-            return self._finalize()
+    def finalize(self, *, content_hash: str | None = None) -> FeatureStore:
+        """Publish the item tables and metadata; for HDF5 convert and remove the staging store.
 
-    def _finalize(self) -> FeatureStore:
+        ``content_hash``: the store's content hash when the caller already has it (computed by
+        :func:`content_hash_of` from the very values written, as :func:`write_store` does);
+        otherwise it is computed by reading the store back."""
+        with storage_errors(self.target.url, self.storage_options):
+            return self._finalize(content_hash)
+
+    def _finalize(self, content_hash: str | None = None) -> FeatureStore:
         from featstore.store import open_store
 
         if self.already_complete:
@@ -252,10 +256,12 @@ class StoreWriter:
         self.staging.write_bytes(BLOB_NAMES["items"], table_to_bytes(items.reset_index(drop=True)))
         self.staging.write_bytes(BLOB_NAMES["skipped"], table_to_bytes(skipped))
         self.staging.write_bytes(BLOB_NAMES["checksums"], checksum_table_bytes(self.chunk_rows, checksums))
-        store = FeatureStore(ZarrBackend(self.staging.url, self.storage_options), self.staging.url, self.storage_options)
-        store._checksums = (self.chunk_rows, checksums)  # the hash (and the HDF5 copy) read checked chunks
+        store = None
+        if content_hash is None or self.format == "hdf5":
+            store = FeatureStore(ZarrBackend(self.staging.url, self.storage_options), self.staging.url, self.storage_options)
+            store._checksums = (self.chunk_rows, checksums)  # the hash (and the HDF5 copy) read checked chunks
         meta = {**self.metadata, "n_items": int(len(items)), "n_skipped": int(len(skipped)),
-                "content_hash": compute_content_hash(store), "checksums": CHECKSUM_ALGORITHM}
+                "content_hash": content_hash or compute_content_hash(store), "checksums": CHECKSUM_ALGORITHM}
         if self.format == "hdf5":
             store.metadata = {**meta, "complete": True}
             write_hdf5_from(store, self.target.url, self.storage_options)
@@ -263,7 +269,8 @@ class StoreWriter:
             self.lock.release()
             self.staging.rm(recursive=True)
         else:
-            store.close()
+            if store is not None:
+                store.close()
             self.staging.write_bytes(META_NAME, json.dumps({**meta, "complete": True}, sort_keys=True, indent=1).encode())
         return open_store(self.target.url, storage_options=self.storage_options)
 
@@ -288,10 +295,59 @@ class StoreWriter:
 def write_store(url: str, *, items: pd.DataFrame, arrays: dict[str, np.ndarray], metadata: dict[str, Any],
                 format: str = "zarr", storage_options: dict[str, Any] | None = None, overwrite: bool = True,
                 chunk_rows: int | None = None) -> FeatureStore:
-    """Write a whole in-memory store in one call (synthetic shards use this)."""
+    """Write a whole in-memory store in one call (synthetic shards use this).
+
+    The content hash is computed from the arrays in memory (:func:`content_hash_of`, the
+    same value :func:`compute_content_hash` reads back), not by reading the store again."""
     dims = {k: (None if v.ndim == 1 else int(v.shape[1]) if v.ndim == 2 else tuple(v.shape[1:])) for k, v in arrays.items()}
     with StoreWriter(url, plan=items, arrays=dims, metadata=metadata, format=format, chunk_rows=chunk_rows,
                      storage_options=storage_options, overwrite=overwrite) as w:
-        for start, stop in w.pending_units():
+        pending = w.pending_units()
+        for start, stop in pending:
             w.write_unit(start, stop, {k: v[start:stop] for k, v in arrays.items()}, np.full(stop - start, STATUS_OK))
-        return w.finalize()
+        whole = [(s, e) for s, e in w.units()] == pending  # every row written here, from these arrays
+        content_hash = content_hash_of(w.plan["utt_id"].tolist(), arrays) if whole and not w.already_complete else None
+        return w.finalize(content_hash=content_hash)
+
+
+def content_hash_of(utt_ids: list[str], arrays: dict[str, np.ndarray], *, block_rows: int = 4096) -> str:
+    """:func:`~featstore.store.base.compute_content_hash` of a store whose rows are all usable
+    and hold ``arrays`` (row i is ``utt_ids[i]``), computed from memory with the same value.
+
+    Per row, sha256 over ``utt\0`` then, for each array by name, ``name\0`` and the row's
+    float32 little-endian bytes; the row digests, sorted by utt_id, hashed once more. Rows are
+    laid out as one byte matrix per block (and utt_id length), so each row is a single
+    sha256 call instead of a Python loop of updates."""
+    names = sorted(arrays)
+    n = len(utt_ids)
+    if n == 0:
+        return hashlib.sha256().hexdigest()
+    flat = {k: np.ascontiguousarray(np.asarray(arrays[k], dtype=np.float32), dtype="<f4").reshape(n, -1) for k in names}
+    for k in names:
+        if len(flat[k]) != n:
+            raise ValueError(f"content_hash_of: array {k} has {len(flat[k])} rows, expected {n}")
+    keys = [str(u) for u in utt_ids]
+    encoded = [u.encode() + b"\0" for u in keys]
+    digests: dict[str, bytes] = {}
+    for b0 in range(0, n, block_rows):
+        b1 = min(n, b0 + block_rows)
+        by_len: dict[int, list[int]] = {}
+        for i in range(b0, b1):
+            by_len.setdefault(len(encoded[i]), []).append(i)
+        for length, idx in by_len.items():
+            sel = np.asarray(idx)
+            parts = [np.frombuffer(b"".join(encoded[i] for i in idx), dtype=np.uint8).reshape(len(idx), length)]
+            for k in names:
+                tag = np.frombuffer(k.encode() + b"\0", dtype=np.uint8)
+                parts.append(np.broadcast_to(tag, (len(idx), len(tag))))
+                parts.append(flat[k][sel].view(np.uint8))
+            mat = np.ascontiguousarray(np.concatenate(parts, axis=1))
+            width = mat.shape[1]
+            buf = memoryview(mat.reshape(-1))
+            sha = hashlib.sha256
+            digests.update(zip([keys[i] for i in idx],
+                               [sha(buf[j: j + width]).digest() for j in range(0, len(idx) * width, width)]))
+    total = hashlib.sha256()
+    for utt in sorted(digests):
+        total.update(digests[utt])
+    return total.hexdigest()

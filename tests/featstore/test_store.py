@@ -336,3 +336,25 @@ class TestHdf5Corruption(CorruptionConformance):
         path.write_bytes(b"not a store")
         with pytest.raises(StoreNotFoundError, match="expected a feature store"):
             open_store(str(path))
+
+
+def test_write_store_hashes_from_memory_the_value_read_back(tmp_path):
+    """write_store's in-memory content hash (content_hash_of) equals compute_content_hash of the
+    written store: mixed utt_id lengths, unsorted ids, 1-D/2-D/3-D arrays, float64 input, both formats."""
+    import pandas as pd
+
+    from featstore.store import open_store, write_store
+    from featstore.store.base import compute_content_hash
+    from featstore.store.writer import content_hash_of
+
+    rng = np.random.default_rng(0)
+    for n in (1, 300):
+        ids = [f"u{i}" * (1 + i % 3) for i in range(n)][::-1]
+        items = pd.DataFrame({"utt_id": ids, "path": "", "speaker": "s", "label": "a", "split": "train",
+                              "duration_s": 1.0, "text": ""})
+        arrays = {"audio": rng.standard_normal((n, 13)), "mi": rng.standard_normal(n).astype(np.float32),
+                  "lay": rng.standard_normal((n, 3, 5)).astype(np.float32)}
+        for fmt in ("zarr", "hdf5"):
+            url = str(tmp_path / f"s{n}.{fmt}")
+            written = write_store(url, items=items, arrays=arrays, metadata={"corpus": "x"}, format=fmt, chunk_rows=64)
+            assert written.metadata["content_hash"] == compute_content_hash(open_store(url)) == content_hash_of(ids, arrays)
