@@ -291,19 +291,35 @@ def speed(wave: np.ndarray, sample_rate: int, factor: float) -> np.ndarray:
     return out.numpy()
 
 
-def pitch(wave: np.ndarray, sample_rate: int, semitones: float) -> np.ndarray:
+def pitch(wave: np.ndarray, sample_rate: int, semitones: float, *, n_fft: int = 512) -> np.ndarray:
+    """Shift by ``semitones`` keeping the duration: phase-vocoder time stretch, then resampling.
+
+    torchaudio's ``pitch_shift`` resamples by the exact ratio 2^(n/12), whose sample rates have
+    a tiny common divisor: its sinc kernel then has thousands of phases and one 2-s clip takes
+    seconds. Here the resampling ratio is rounded to a multiple of 1/100 of the rate (at most
+    0.09 semitones off, the same for every clip) so the kernel stays small.
+    """
     import torch
     import torchaudio.functional as AF
 
     if semitones == 0:
         return wave
+    step = max(1, sample_rate // 100)
+    orig = max(step, int(round(sample_rate * 2.0 ** (float(semitones) / 12.0) / step)) * step)
+    rate = orig / sample_rate  # >1 plays faster: the stretch shortens, the resampling restores the length
     x = torch.from_numpy(np.ascontiguousarray(wave, np.float32))
+    hop = n_fft // 4
+    window = torch.hann_window(n_fft)
     with torch.inference_mode():
-        if float(semitones).is_integer():
-            out = AF.pitch_shift(x[None], sample_rate, int(semitones))[0]
-        else:  # fractional steps: pitch_shift takes n_steps over bins_per_octave
-            out = AF.pitch_shift(x[None], sample_rate, int(round(semitones * 10)), bins_per_octave=120)[0]
-    return out.numpy()
+        spec = torch.stft(x, n_fft, hop, window=window, return_complex=True)
+        advance = torch.linspace(0, math.pi * hop, spec.shape[-2])[..., None]
+        stretched = AF.phase_vocoder(spec, rate, advance)
+        y = torch.istft(stretched, n_fft, hop, window=window, length=int(round(len(x) / rate)))
+        out = AF.resample(y, orig, sample_rate)
+    out = out.numpy()
+    if len(out) >= len(wave):
+        return np.ascontiguousarray(out[: len(wave)], np.float32)
+    return np.pad(out, (0, len(wave) - len(out))).astype(np.float32)
 
 
 def room_impulse_response(sample_rate: int, rt60: float, rng: np.random.Generator) -> np.ndarray:
