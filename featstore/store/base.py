@@ -26,15 +26,25 @@ SKIPPED_COLUMNS = ("utt_id", "path", "reason", "message")
 #: Arrays that are bookkeeping, not features.
 INTERNAL_ARRAYS = ("status",)
 #: The per-chunk checksum the writer records (``mirage.json`` key ``checksums``) and readers check.
-CHECKSUM_ALGORITHM = "crc32"
+#: crc32c (hardware-accelerated through google-crc32c, ~9 GB/s here against zlib crc32's ~3 GB/s,
+#: which cost reads 40-75%); stores written with "crc32" stay readable.
+CHECKSUM_ALGORITHM = "crc32c"
+CHECKSUM_ALGORITHMS = ("crc32c", "crc32")
 
 
-def chunk_checksum(values: np.ndarray) -> int:
-    """crc32 of one chunk's values as little-endian bytes in C order (what the writer stored)."""
+def chunk_checksum(values: np.ndarray, algorithm: str = CHECKSUM_ALGORITHM) -> int:
+    """Checksum of one chunk's values as little-endian bytes in C order (what the writer stored)."""
     a = np.asarray(values)
     if a.dtype.byteorder == ">":
         a = a.astype(a.dtype.newbyteorder("<"))
-    return zlib.crc32(np.ascontiguousarray(a).reshape(-1).view(np.uint8)) & 0xFFFFFFFF
+    raw = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+    if algorithm == "crc32":
+        return zlib.crc32(raw) & 0xFFFFFFFF
+    import google_crc32c
+
+    c = google_crc32c.Checksum()
+    c.update(raw)
+    return int.from_bytes(c.digest(), "big")
 
 
 def checksum_table_bytes(chunk_rows: int, arrays: dict[str, list[int]]) -> bytes:
@@ -106,13 +116,14 @@ class FeatureStore:
         self._checksums: tuple[int, dict[str, list[int]]] | None = None
         if self.metadata.get("checksums"):
             self._checksums = self._load_checksums()
+        self._algorithm = str(self.metadata.get("checksums") or CHECKSUM_ALGORITHM)
 
     # -- integrity -------------------------------------------------------------------------
     def _load_checksums(self) -> tuple[int, dict[str, list[int]]]:
         url = self.url
         algo = self.metadata.get("checksums")
-        if algo != CHECKSUM_ALGORITHM:
-            raise StoreCorruptError(f"{url}: expected chunk checksums of kind {CHECKSUM_ALGORITHM}, got {algo!r}; "
+        if algo not in CHECKSUM_ALGORITHMS:
+            raise StoreCorruptError(f"{url}: expected chunk checksums of kind {' or '.join(CHECKSUM_ALGORITHMS)}, got {algo!r}; "
                                     "upgrade mirage or re-extract the store")
         blob = self._backend.read_blob("checksums")
         try:
@@ -177,7 +188,7 @@ class FeatureStore:
         block = self._raw(name, lo, hi)
         for c in range(c0, c1):
             a, b = c * rows, min(n, (c + 1) * rows)
-            if chunk_checksum(block[a - lo:b - lo]) != crcs[c]:
+            if chunk_checksum(block[a - lo:b - lo], self._algorithm) != crcs[c]:
                 raise self._corrupt(name, c, (a, b), "does not match its checksum (missing, truncated or altered)")
         return block if (lo, hi) == (start, stop) else block[start - lo:stop - lo]
 
@@ -190,7 +201,7 @@ class FeatureStore:
         for c, crc in enumerate(table.get(name, [])):
             a, b = c * rows, min(self.n_rows, (c + 1) * rows)
             try:
-                ok = chunk_checksum(self._raw(name, a, b)) == crc
+                ok = chunk_checksum(self._raw(name, a, b), self._algorithm) == crc
             except StoreCorruptError:
                 ok = False
             if not ok:

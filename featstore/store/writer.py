@@ -225,7 +225,8 @@ class StoreWriter:
             report = [{k: str(r.get(k, "")) for k in SKIPPED_COLUMNS} for r in (skipped or [])]
             self.staging.write_bytes(f"_skipped/{start:012d}.json", json.dumps(report).encode())
             # The unit's checksums before its status: a unit marked written always has them.
-            self.staging.write_bytes(f"_checksums/{start:012d}.json", json.dumps(sums, sort_keys=True).encode())
+            record = {**sums, "_algorithm": CHECKSUM_ALGORITHM}
+            self.staging.write_bytes(f"_checksums/{start:012d}.json", json.dumps(record, sort_keys=True).encode())
             self._status[start:stop] = status
 
     def finalize(self, *, content_hash: str | None = None) -> FeatureStore:
@@ -284,6 +285,8 @@ class StoreWriter:
             try:
                 sums = json.loads(self.staging.read_bytes(f"_checksums/{start:012d}.json"))
             except FileNotFoundError:
+                sums = {}
+            if sums.get("_algorithm", "crc32") != CHECKSUM_ALGORITHM:  # staged by an older version
                 sums = {}
             for n in names:
                 if n not in sums:

@@ -251,7 +251,7 @@ class CorruptionConformance:
     def test_clean_store_is_verified_and_healthy(self, tmp_path):
         url = self._store(tmp_path)
         with open_store(url) as s:
-            assert s.verified and s.metadata["checksums"] == "crc32"
+            assert s.verified and s.metadata["checksums"] == "crc32c"
             for read in _readers(s).values():
                 read()
             np.testing.assert_array_equal(s.read_rows("audio", 20, 21), make_arrays(70)["audio"][20:21])
@@ -358,3 +358,31 @@ def test_write_store_hashes_from_memory_the_value_read_back(tmp_path):
             url = str(tmp_path / f"s{n}.{fmt}")
             written = write_store(url, items=items, arrays=arrays, metadata={"corpus": "x"}, format=fmt, chunk_rows=64)
             assert written.metadata["content_hash"] == compute_content_hash(open_store(url)) == content_hash_of(ids, arrays)
+
+
+def test_stores_checksummed_with_zlib_crc32_stay_verified(tmp_path):
+    """Stores written while checksums were zlib crc32 (before crc32c) keep being checked."""
+    import json
+    import zlib
+
+    from featstore.store.base import chunk_checksum
+
+    x = np.arange(64, dtype=np.float32).reshape(16, 4)
+    assert chunk_checksum(x, "crc32") == zlib.crc32(x.tobytes()) & 0xFFFFFFFF
+    assert chunk_checksum(x) != chunk_checksum(x, "crc32")
+    url = str(tmp_path / "old.zarr")
+    write_store(url, items=make_items(40), arrays=make_arrays(40), metadata={"corpus": "t"}, chunk_rows=16)
+    store = open_store(url)
+    table = {"algorithm": "crc32", "chunk_rows": 16, "arrays": {}}
+    for name in [*store.array_names, "status"]:
+        table["arrays"][name] = [chunk_checksum(store.read_rows(name, s, min(40, s + 16)), "crc32") for s in (0, 16, 32)]
+    store.close()
+    (tmp_path / "old.zarr" / "checksums.json").write_text(json.dumps(table))
+    meta = json.loads((tmp_path / "old.zarr" / "mirage.json").read_text())
+    (tmp_path / "old.zarr" / "mirage.json").write_text(json.dumps({**meta, "checksums": "crc32"}))
+    old = open_store(url)
+    assert old.verified and old.read("audio").shape[0] == 40
+    old.close()
+    _flip_byte(url, "audio", 1)
+    with pytest.raises(StoreCorruptError, match="chunk 1"):
+        open_store(url).read("audio")
