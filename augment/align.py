@@ -10,13 +10,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from augment.config import FitConfig
-from augment.data import TrainingData
-from augment.history import History, check_losses
-from augment.losses import info_nce_unique, symmetric_contrastive
-from augment.mi import score_samples
-from augment.models import AlignmentModel, init_parameters
-from augment.seeding import torch_generator
+from mirage.augment.config import FitConfig
+from mirage.augment.data import TrainingData
+from mirage.augment.history import History, check_losses
+from mirage.augment.losses import info_nce_unique, symmetric_contrastive
+from mirage.augment.mi import score_samples
+from mirage.augment.models import AlignmentModel, init_parameters
+from mirage.augment.seeding import torch_generator
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from featstore.errors import CheckpointError, ConfigError, StoreCorruptError, StoreNotFoundError
-from featstore.store.location import Location
+from mirage.featstore.errors import CheckpointError, ConfigError, StoreCorruptError, StoreNotFoundError
+from mirage.featstore.store.location import Location
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class GeneratorBundle:
 
     def transform(self, kind: str):
         """The FeatureTransform between store features and the model space (kind: audio/text)."""
-        from augment.data import FeatureTransform
+        from mirage.augment.data import FeatureTransform
 
         return FeatureTransform.from_tensors(self.tensors, kind)
 
@@ -134,10 +134,10 @@ def load_checkpoint(model_dir: str, storage_options: dict | None = None) -> Gene
     """Rebuild the networks from config.json and fill them from the safetensors file."""
     from safetensors.torch import load
 
-    from augment.align import build_alignment
-    from augment.config import FitConfig
-    from augment.gan import build_gan
-    from augment.models import materialise
+    from mirage.augment.align import build_alignment
+    from mirage.augment.config import FitConfig
+    from mirage.augment.gan import build_gan
+    from mirage.augment.models import materialise
 
     loc = Location(model_dir, storage_options)
     config = read_config(model_dir, storage_options)

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from featstore.errors import ConfigError
+from mirage.featstore.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import math
 import re
 from collections.abc import Iterable
 
-from featstore.errors import ConfigError
+from mirage.featstore.errors import ConfigError
 
 _MULTIPLE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*[xX]\s*$")
 _INTEGER = re.compile(r"^\s*\+?(\d+)\s*$")

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from featstore.errors import ConfigError, StoreCorruptError
+from mirage.featstore.errors import ConfigError, StoreCorruptError
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ def load_training_data(store, *, mode: str = "ser", use_text: bool | None = None
     ``mode``: "ser" (text-free conditioning c = y unless ``use_text`` is True) or
     "multimodal" (c = (y, t); text required; the generator also predicts t').
     """
-    from featstore.store import FeatureStore, open_store
+    from mirage.featstore.store import FeatureStore, open_store
 
     if mode not in MODES:
         raise ConfigError(f"--mode: expected one of {', '.join(MODES)}, got {mode!r}")
@@ -168,7 +168,7 @@ def load_training_data(store, *, mode: str = "ser", use_text: bool | None = None
 
 
 def _load(fs, *, mode, use_text, exclude_speakers, include_utt_ids, pca_var, pca_max_dim) -> TrainingData:
-    from augment.counts import parse_speakers
+    from mirage.augment.counts import parse_speakers
 
     url = fs.url
     items = fs.items

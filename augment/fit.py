@@ -9,14 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from featstore.errors import ConfigError, StoreExistsError, TrainingDivergedError
-from featstore.store.location import Location, is_remote
+from mirage.featstore.errors import ConfigError, StoreExistsError, TrainingDivergedError
+from mirage.featstore.store.location import Location, is_remote
 
-from augment import checkpoint as ckpt
-from augment.config import FitConfig
-from augment.data import TrainingData, load_training_data
-from augment.history import CSV_NAME, PNG_NAME, History
-from augment.seeding import check_seed, fixed_threads
+from mirage.augment import checkpoint as ckpt
+from mirage.augment.config import FitConfig
+from mirage.augment.data import TrainingData, load_training_data
+from mirage.augment.history import CSV_NAME, PNG_NAME, History
+from mirage.augment.seeding import check_seed, fixed_threads
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,8 @@ def fit_generator(store, out_dir, *, mode: str = "ser", exclude_speakers=(), inc
              f", text dim {len(data.text_norm.mean)} -> {data.text.shape[1]}" if data.use_text else ", text-free",
              align_epochs, gan_epochs, cfg.lambda_mi)
 
-    from augment.align import train_alignment
-    from augment.gan import train_gan
+    from mirage.augment.align import train_alignment
+    from mirage.augment.gan import train_gan
 
     history = History()
     t0 = time.perf_counter()
@@ -79,7 +79,7 @@ FIT_KWARGS = ("mode", "exclude_speakers", "include_utt_ids", "seed", "storage_op
 
 def check_fit_options(**options: Any) -> None:
     """Validate options meant for :func:`fit_generator` without fitting (raises ConfigError)."""
-    from augment.data import MODES
+    from mirage.augment.data import MODES
 
     if "mode" in options and options["mode"] not in MODES:
         raise ConfigError(f"--mode: expected one of {', '.join(MODES)}, got {options['mode']!r}")
@@ -111,7 +111,7 @@ def _tensors(data: TrainingData) -> dict[str, np.ndarray | None]:
 
 def _config(data: TrainingData, cfg: FitConfig, mode: str, seed: int, align_epochs: int, gan_epochs: int,
             history: History, exclude_speakers) -> dict[str, Any]:
-    from augment.counts import parse_speakers
+    from mirage.augment.counts import parse_speakers
 
     gan, align = history.last("gan"), history.last("align")
 

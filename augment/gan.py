@@ -9,16 +9,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from augment.align import batches
-from augment.config import FitConfig
-from augment.data import TrainingData
-from augment.history import History, check_losses
-from augment.losses import (
+from mirage.augment.align import batches
+from mirage.augment.config import FitConfig
+from mirage.augment.data import TrainingData
+from mirage.augment.history import History, check_losses
+from mirage.augment.losses import (
     d_loss, g_adversarial, info_nce_unique, mixup, mixup_loss, mode_seeking, moment_matching,
 )
-from augment.mi import MIScore, entropy_nats, score_samples
-from augment.models import AlignmentModel, Discriminator, Generator, init_parameters
-from augment.seeding import numpy_rng, torch_generator
+from mirage.augment.mi import MIScore, entropy_nats, score_samples
+from mirage.augment.models import AlignmentModel, Discriminator, Generator, init_parameters
+from mirage.augment.seeding import numpy_rng, torch_generator
 
 log = logging.getLogger(__name__)
 

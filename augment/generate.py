@@ -22,15 +22,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from featstore.errors import ConfigError
-from featstore.store.location import Location, WriterLock, check_out_dir, is_remote, join
+from mirage.featstore.errors import ConfigError
+from mirage.featstore.store.location import Location, WriterLock, check_out_dir, is_remote, join
 
-from augment import shards
-from augment.checkpoint import GeneratorBundle, check_store_matches, load_checkpoint
-from augment.counts import check_count_spec, parse_band, parse_count, parse_unit_float
-from augment.mi import MIScore, score_samples
-from augment.sampling import CodeSpec
-from augment.seeding import check_seed, fixed_threads, numpy_rng, torch_generator
+from mirage.augment import shards
+from mirage.augment.checkpoint import GeneratorBundle, check_store_matches, load_checkpoint
+from mirage.augment.counts import check_count_spec, parse_band, parse_count, parse_unit_float
+from mirage.augment.mi import MIScore, score_samples
+from mirage.augment.sampling import CodeSpec
+from mirage.augment.seeding import check_seed, fixed_threads, numpy_rng, torch_generator
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ def _check_disk_space(loc: Location, bundle: GeneratorBundle, n_target: int, *, 
 
 
 def _check_store(cfg: dict, store, storage_options) -> None:
-    from featstore.store import FeatureStore, open_store
+    from mirage.featstore.store import FeatureStore, open_store
 
     fs = store if isinstance(store, FeatureStore) else open_store(str(store), storage_options=storage_options)
     try:
@@ -258,7 +258,7 @@ class LabelPlan:
     """
 
     def __init__(self, spec: CodeSpec, n: int, shard_size: int, *, balanced: bool, seed: int):
-        from augment.sampling import exact_counts
+        from mirage.augment.sampling import exact_counts
 
         self.n, self.shard_size, self.seed = int(n), int(shard_size), int(seed)
         self.n_slots = -(-self.n // self.shard_size)
@@ -450,7 +450,7 @@ def shard_chunk_rows(n_rows: int, dim: int, *, target_bytes: int = 4 << 20) -> i
 def _write_shard(loc: Location, bundle: GeneratorBundle, shard: _Shard, run: dict, *, seed: int, slot: int,
                  attempt: int) -> dict[str, Any]:
     """Write one shard (temp name + rename where the filesystem allows) and return its manifest row."""
-    from featstore.store import write_store
+    from mirage.featstore.store import write_store
 
     cfg = bundle.config
     names = cfg["labels"]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from featstore.errors import TrainingDivergedError
+from mirage.featstore.errors import TrainingDivergedError
 
 log = logging.getLogger(__name__)
 

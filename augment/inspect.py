@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from featstore.errors import ConfigError
+from mirage.featstore.errors import ConfigError
 
-from augment.seeding import numpy_rng
-from augment.shards import manifest_location, read_manifest, read_run
+from mirage.augment.seeding import numpy_rng
+from mirage.augment.shards import manifest_location, read_manifest, read_run
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def c2st_accuracy(real: np.ndarray, generated: np.ndarray, *, seed: int = 0, max
 
 def _add_c2st(out: dict[str, Any], df, *, store, speakers, expected_hash, max_rows: int, seed: int,
               storage_options) -> None:
-    from featstore.store import open_store
+    from mirage.featstore.store import open_store
 
     real, reason = None, None
     if store is None:
@@ -148,7 +148,7 @@ def _add_c2st(out: dict[str, Any], df, *, store, speakers, expected_hash, max_ro
 
 
 def _read_synthetic(df, max_points: int, seed: int, storage_options) -> tuple[np.ndarray, np.ndarray]:
-    from featstore.store import open_store
+    from mirage.featstore.store import open_store
 
     xs, ys = [], []
     for p in df["path_abs"]:
@@ -165,8 +165,8 @@ def _read_synthetic(df, max_points: int, seed: int, storage_options) -> tuple[np
 
 
 def _read_real(store, speakers, expected_hash, max_points: int, seed: int, storage_options, strict: bool = False):
-    from featstore.errors import MirageError
-    from featstore.store import FeatureStore, open_store
+    from mirage.featstore.errors import MirageError
+    from mirage.featstore.store import FeatureStore, open_store
 
     if store is None:
         return None
@@ -243,7 +243,7 @@ def plot_embedding(df, out_png: str, *, store, speakers, method: str, max_points
     ax.legend(fontsize=7, markerscale=1.2, ncol=2, loc="best")
     ax.set_xticks([]), ax.set_yticks([])
     fig.tight_layout()
-    from featstore.store.location import Location
+    from mirage.featstore.store.location import Location
 
     import io
 

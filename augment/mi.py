@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from augment.losses import info_nce_unique
+from mirage.augment.losses import info_nce_unique
 
 SCORE_BATCH = 128  # the fixed scoring batch size B of the text bound
 

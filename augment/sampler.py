@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from featstore.errors import ConfigError
+from mirage.featstore.errors import ConfigError
 
 
 @dataclass
@@ -39,7 +39,7 @@ class FittedGenerator:
     @property
     def bundle(self):
         if self._bundle is None:
-            from augment.checkpoint import load_checkpoint
+            from mirage.augment.checkpoint import load_checkpoint
 
             self._bundle = load_checkpoint(self.model_dir, self.storage_options)
         return self._bundle
@@ -54,9 +54,9 @@ class FittedGenerator:
         from the training prior, or uniformly with ``balanced``)."""
         import torch
 
-        from augment.generate import _forward, _score
-        from augment.sampling import CodeSpec
-        from augment.seeding import numpy_rng, torch_generator
+        from mirage.augment.generate import _forward, _score
+        from mirage.augment.sampling import CodeSpec
+        from mirage.augment.seeding import numpy_rng, torch_generator
 
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ConfigError(f"n: expected a positive integer, got {n!r}")

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from augment.checkpoint import GeneratorBundle
-from augment.seeding import numpy_rng
+from mirage.augment.checkpoint import GeneratorBundle
+from mirage.augment.seeding import numpy_rng
 
 
 def exact_counts(n: int, p: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ import numpy as np
 
 def check_seed(seed) -> int:
     """A seed must be an integer in [0, 2**63) (it is stored as int64 in manifests)."""
-    from featstore.errors import ConfigError
+    from mirage.featstore.errors import ConfigError
 
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**63:
         raise ConfigError(f"--seed: expected an integer in [0, 2**63), got {seed!r}")

@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from featstore.errors import ConfigError, StoreCorruptError, StoreNotFoundError
-from featstore.store.location import Location, join
+from mirage.featstore.errors import ConfigError, StoreCorruptError, StoreNotFoundError
+from mirage.featstore.store.location import Location, join
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def read_manifest(path, *, min_mi: float | None = None, storage_options: dict | 
     normalised ``mi_score`` is below it. ``label_counts`` is a dict, ``trained_speakers`` and
     ``arrays`` are lists.
     """
-    from augment.counts import parse_unit_float
+    from mirage.augment.counts import parse_unit_float
 
     if min_mi is not None:
         min_mi = parse_unit_float(min_mi, flag="--min-mi")

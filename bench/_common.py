@@ -18,7 +18,7 @@ def machine() -> str:
 
 def bench_items(n: int, cache_dir: str):
     """The first n EmoDB items (real speech) when ../shared/corpora has it, else the demo corpus."""
-    from featstore.corpora import get_corpus
+    from mirage.featstore.corpora import get_corpus
 
     if SHARED_EMODB.exists():
         items, name = get_corpus("emodb").load_items(str(SHARED_EMODB)), "EmoDB (2 s truncated copy)"

@@ -56,8 +56,8 @@ def plain_loop(items, model_dir: str) -> None:
 
 
 def forward_only(waves, model_dir: str, batch_size: int) -> None:
-    from featstore.extract import length_batches
-    from featstore.extractors import get_audio_extractor
+    from mirage.featstore.extract import length_batches
+    from mirage.featstore.extractors import get_audio_extractor
 
     ex = get_audio_extractor(model_dir)
     ex.load()
@@ -67,7 +67,7 @@ def forward_only(waves, model_dir: str, batch_size: int) -> None:
 
 def peak_rss_mib(table: str, store: str, audio_model: str = "logmel") -> float:
     code = (
-        "import resource, sys; from featstore.extract import extract; "
+        "import resource, sys; from mirage.featstore.extract import extract; "
         f"extract('csv', root={table!r}, store={store!r}, audio_model={audio_model!r}, text_model='none', progress=False); "
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     )
@@ -91,8 +91,8 @@ def main() -> None:
     import soundfile as sf
     import torch
 
-    from featstore import audio as audio_io
-    from featstore.extract import extract
+    from mirage.featstore import audio as audio_io
+    from mirage.featstore.extract import extract
 
     tmp = Path(tempfile.mkdtemp(prefix="mirage-bench-"))
     items, corpus = bench_items(max(args.n, args.n_io), str(tmp / "demo"))

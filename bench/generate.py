@@ -25,7 +25,7 @@ from bench._common import SHARED_EMODB, Timer, machine  # noqa: E402
 
 
 def build_store(cache: Path) -> tuple[str, str]:
-    from featstore.extract import extract
+    from mirage.featstore.extract import extract
 
     if SHARED_EMODB.exists():
         store, name = cache / "emodb.zarr", "EmoDB (2 s truncated copy)"
@@ -41,9 +41,9 @@ def forward_only(model_dir: str, n: int, batch: int, threads: int, seed: int = 0
     with ``heads`` also the Q_y/Q_t pass that MI scoring needs."""
     import torch
 
-    from augment.checkpoint import load_checkpoint
-    from augment.sampling import CodeSpec
-    from augment.seeding import fixed_threads, numpy_rng, torch_generator
+    from mirage.augment.checkpoint import load_checkpoint
+    from mirage.augment.sampling import CodeSpec
+    from mirage.augment.seeding import fixed_threads, numpy_rng, torch_generator
 
     b = load_checkpoint(model_dir)
     spec = CodeSpec.from_bundle(b)
@@ -72,8 +72,8 @@ def main() -> None:
     if args.json:
         sys.stdout = sys.stderr
 
-    from augment.fit import fit_generator
-    from augment.generate import generate
+    from mirage.augment.fit import fit_generator
+    from mirage.augment.generate import generate
 
     tmp = Path(tempfile.mkdtemp(prefix="mirage-bench-gen-"))
     cache = Path(args.cache) if args.cache else tmp

@@ -41,8 +41,8 @@ def build_store(url: str, n_rows: int, dim: int, seed: int = 0, chunk_rows: int 
     """Write the bench store unit by unit; returns (seconds, chunk_rows)."""
     import pandas as pd
 
-    from featstore.store import StoreWriter
-    from featstore.store.base import STATUS_OK
+    from mirage.featstore.store import StoreWriter
+    from mirage.featstore.store.base import STATUS_OK
 
     plan = pd.DataFrame({"utt_id": [f"u{i:08d}" for i in range(n_rows)], "path": "", "speaker": "s", "label": "a",
                          "split": "train", "duration_s": 1.0, "text": ""})
@@ -57,7 +57,7 @@ def build_store(url: str, n_rows: int, dim: int, seed: int = 0, chunk_rows: int 
 
 
 def bench_loader(url: str, n_rows: int, batch_size: int, epochs: int) -> tuple[float, int]:
-    from train.loaders import BlockStream, Source
+    from mirage.train.loaders import BlockStream, Source
 
     src = Source(url, ("audio",), np.arange(n_rows), np.zeros(n_rows, np.int64))
     stream = BlockStream([src], batch_size=batch_size, seed=0)
@@ -72,7 +72,7 @@ def bench_loader(url: str, n_rows: int, batch_size: int, epochs: int) -> tuple[f
 
 def bench_store_read(url: str, n_rows: int, epochs: int) -> tuple[float, int]:
     """featstore's own contiguous reads (read_rows over ~8 MiB chunk-aligned blocks), one thread, no shuffle."""
-    from featstore.store import open_store
+    from mirage.featstore.store import open_store
 
     store = open_store(url)
     step = store.chunk_rows * max(1, (8 << 20) // (store.chunk_rows * 4 * store.dim("audio")))
@@ -124,7 +124,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="Print one JSON object instead of a table.")
     args = ap.parse_args()
 
-    from train.loaders import clear_store_cache, load_rows, Source
+    from mirage.train.loaders import clear_store_cache, load_rows, Source
 
     tmp = tempfile.mkdtemp(prefix="mirage-bench-load-", dir=args.tmp)
     try:

@@ -30,9 +30,9 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="Print one JSON object instead of the table.")
     args = ap.parse_args()
 
-    from featstore.extract import extract
-    from featstore.extractors import get_audio_extractor
-    from train.fit import fit
+    from mirage.featstore.extract import extract
+    from mirage.featstore.extractors import get_audio_extractor
+    from mirage.train.fit import fit
 
     results = {}
     with tempfile.TemporaryDirectory() as tmp:

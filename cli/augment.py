@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.common import echo_json, run, storage_options_option, verbosity_option
+from mirage.cli.common import echo_json, run, storage_options_option, verbosity_option
 
 
 class _Count(click.ParamType):
@@ -13,8 +13,8 @@ class _Count(click.ParamType):
     name = "Nx|N"
 
     def convert(self, value, param, ctx):
-        from augment.counts import check_count_spec
-        from featstore.errors import ConfigError
+        from mirage.augment.counts import check_count_spec
+        from mirage.featstore.errors import ConfigError
 
         try:
             return check_count_spec(str(value))
@@ -26,8 +26,8 @@ class _UnitFloat(click.ParamType):
     name = "[0-1]"
 
     def convert(self, value, param, ctx):
-        from augment.counts import parse_unit_float
-        from featstore.errors import ConfigError
+        from mirage.augment.counts import parse_unit_float
+        from mirage.featstore.errors import ConfigError
 
         try:
             return parse_unit_float(value, flag=param.opts[0] if param else "value")
@@ -75,11 +75,11 @@ def main():
 @verbosity_option
 def fit(store, out, mode, use_text, exclude_speakers, quiet, **options):
     """Train the alignment heads and the InfoGAN generator on a labelled store."""
-    from augment.fit import fit_generator
+    from mirage.augment.fit import fit_generator
 
     model = run(fit_generator, store, out, mode=mode, use_text=use_text, exclude_speakers=exclude_speakers,
                 progress=not quiet, **options)
-    from augment.checkpoint import read_config
+    from mirage.augment.checkpoint import read_config
 
     final = run(read_config, str(model), options.get("storage_options"))["final"]
     score = f" (MI score of its samples {final['mi_score']:.3f})" if final.get("mi_score") is not None else ""
@@ -104,7 +104,7 @@ def fit(store, out, mode, use_text, exclude_speakers, quiet, **options):
 @verbosity_option
 def generate(model, out, quiet, as_json, **options):
     """Write MI-scored synthetic feature shards and their manifest (resumable)."""
-    from augment.generate import generate as run_generate
+    from mirage.augment.generate import generate as run_generate
 
     res = run(run_generate, model, out, progress=not quiet, **options)
     if as_json:
@@ -131,7 +131,7 @@ def generate(model, out, quiet, as_json, **options):
 @verbosity_option
 def inspect(path, as_json, **options):
     """Summarise a synthetic shard set (PATH: its folder or manifest.parquet)."""
-    from augment.inspect import inspect_shards
+    from mirage.augment.inspect import inspect_shards
 
     info = run(inspect_shards, path, **options)
     if as_json:

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from featstore.errors import MirageError
+from mirage.featstore.errors import MirageError
 
 
 def run(fn, *args, **kwargs):
@@ -40,7 +40,7 @@ def _check_out_param() -> None:
     ctx.meta["mirage.out_checked"] = True
     out = ctx.params.get("out")
     if isinstance(out, (str, os.PathLike)) and str(out):
-        from featstore.store.location import check_out_dir
+        from mirage.featstore.store.location import check_out_dir
 
         check_out_dir(str(out))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.common import LayerChoice, echo_json, run, storage_options_option, verbosity_option
+from mirage.cli.common import LayerChoice, echo_json, run, storage_options_option, verbosity_option
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -16,7 +16,7 @@ def main():
 @main.command()
 def corpora():
     """List the supported corpora."""
-    from featstore.corpora import list_corpora
+    from mirage.featstore.corpora import list_corpora
 
     for c in run(list_corpora):
         click.echo(f"{c.name:<12} {'needs --root' if c.needs_root else 'no download':<13} {c.description}")
@@ -25,7 +25,7 @@ def corpora():
 @main.command()
 def extractors():
     """List the audio and text extractors and what they need."""
-    from featstore.extractors import list_extractors
+    from mirage.featstore.extractors import list_extractors
 
     for e in run(list_extractors):
         click.echo(f"{e['name']:<16} {e['kind']:<6} needs {e['needs']:<52} {e['description']}")
@@ -64,7 +64,7 @@ def extractors():
 def extract(corpus, root, store, format_, audio_model, audio_layer, window_s, pooling, text_model, text_layer, batch_size,
             chunk_rows, workers, scheduler, device, strict, overwrite, limit, views, seed, storage_options, quiet):
     """Extract embeddings for a whole corpus into a feature store (resumable)."""
-    from featstore.extract import extract as run_extract
+    from mirage.featstore.extract import extract as run_extract
 
     res = run(run_extract, corpus, store=store, root=root, audio_model=audio_model, audio_layer=audio_layer,
               window_s=window_s, pooling=pooling, text_model=text_model, text_layer=text_layer, format=format_, batch_size=batch_size,
@@ -87,7 +87,7 @@ def extract(corpus, root, store, format_, audio_model, audio_layer, window_s, po
 @storage_options_option
 def info(path, as_json, storage_options):
     """Summarise a feature store."""
-    from featstore.store import open_store
+    from mirage.featstore.store import open_store
 
     with run(open_store, path, storage_options=storage_options) as store:
         data = run(store.info)
@@ -122,7 +122,7 @@ def _short(arr):
 @storage_options_option
 def verify(path, as_json, storage_options):
     """Check a store's integrity (shapes, status, finite values, content hash)."""
-    from featstore.store import verify as run_verify
+    from mirage.featstore.store import verify as run_verify
 
     report = run(run_verify, path, storage_options=storage_options)
     if as_json:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.common import LayerChoice, run, storage_options_option, verbosity_option
+from mirage.cli.common import LayerChoice, run, storage_options_option, verbosity_option
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -77,10 +77,10 @@ def fit(store, synthetic, mode, evaluation, out, classifier, seed, min_mi, loade
         synthetic_weight, layer, method, mtl_options, mtl_ablations, test_views, attack, train_views, final, workers,
         scheduler, storage_options, normalise):
     """Evaluate a classifier on real (+ synthetic) features; writes OUT/metrics.json and OUT/confusion.png."""
-    from train.fit import fit as fit_fn
+    from mirage.train.fit import fit as fit_fn
 
     if method == "mtl-aug":
-        from train.mtl import fit_mtl
+        from mirage.train.mtl import fit_mtl
 
         if synthetic or layer is not None or mode != "ser" or normalise != "global":
             raise click.ClickException("--method mtl-aug: expected --mode ser, --normalise global and no --synthetic/--layer")
@@ -114,7 +114,7 @@ def fit(store, synthetic, mode, evaluation, out, classifier, seed, min_mi, loade
 @verbosity_option
 def predict(model, store, audio, out, device, storage_options):
     """Label a store's items (or audio files) with a saved classifier; writes OUT (.parquet)."""
-    from train.final import predict_audio, predict_store
+    from mirage.train.final import predict_audio, predict_store
 
     if bool(store) == bool(audio):
         raise click.UsageError("expected exactly one of --store or --audio")
@@ -153,7 +153,7 @@ def predict(model, store, audio, out, device, storage_options):
 def compare(store, methods, n, min_mi, mode, evaluation, out, classifier, seed, lambda_mi, gen_epochs, gen_options, mi_band,
             balanced, mixup_pairs, synthetic_weight, select, workers, scheduler, storage_options, normalise):
     """Compare augmentation methods on the same folds and seeds; writes OUT/compare.json, compare.md, plots."""
-    from train.compare import compare as compare_fn
+    from mirage.train.compare import compare as compare_fn
 
     gen = {**_key_values(gen_options), **({"epochs": gen_epochs} if gen_epochs is not None else {})}
     generate_opts = {**({"mi_band": mi_band} if mi_band else {}), **({"balanced": True} if balanced else {})}
@@ -181,7 +181,7 @@ def compare(store, methods, n, min_mi, mode, evaluation, out, classifier, seed, 
 @verbosity_option
 def cross(train_stores, test_store, out, label_map, normalise, classifier, seed, storage_options):
     """Cross-corpus SER: train on A[,B...], test on C over their common labels; writes OUT/metrics.json."""
-    from train.cross import cross as cross_fn
+    from mirage.train.cross import cross as cross_fn
 
     result = run(cross_fn, train_stores, test_store, out, label_map=label_map, classifier=classifier, seed=seed,
                  normalise=normalise, storage_options=storage_options)

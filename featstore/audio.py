@@ -11,7 +11,7 @@ import functools
 
 import numpy as np
 
-from featstore.errors import BadAudioError
+from mirage.featstore.errors import BadAudioError
 
 #: Shortest clip we embed; shorter ones are skipped as ``too_short``.
 MIN_DURATION_S = 0.1

@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from typing import Callable, Iterator
 
-from featstore.errors import ClusterError, ConfigError, MirageError  # noqa: F401  (ClusterError re-exported)
+from mirage.featstore.errors import ClusterError, ConfigError, MirageError  # noqa: F401  (ClusterError re-exported)
 
 log = logging.getLogger(__name__)
 

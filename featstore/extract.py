@@ -19,10 +19,10 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from featstore import audio as audio_io
-from featstore.errors import BadAudioError, ConfigError
-from featstore.store.base import STATUS_OK, STATUS_SKIPPED, FeatureStore
-from featstore.store.writer import StoreWriter
+from mirage.featstore import audio as audio_io
+from mirage.featstore.errors import BadAudioError, ConfigError
+from mirage.featstore.store.base import STATUS_OK, STATUS_SKIPPED, FeatureStore
+from mirage.featstore.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def decode_unit(rows: pd.DataFrame, start: int, stop: int, sample_rate: int, *, 
         try:
             waves[i] = audio_io.load(path, sample_rate)
             if views is not None and views[i][0] != "clean":  # augmented view (featstore.views), applied after decoding
-                from featstore.views import apply_view
+                from mirage.featstore.views import apply_view
 
                 waves[i] = apply_view(waves[i], sample_rate, views[i][0], views[i][1], load=talker)
         except BadAudioError as exc:
@@ -84,7 +84,7 @@ def length_batches(lengths: dict[int, int], batch_size: int) -> list[list[int]]:
 def embed_decoded(unit: DecodedUnit, audio_ex, text_ex, *, batch_size: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
     import torch
 
-    from featstore.extractors import get_loaded
+    from mirage.featstore.extractors import get_loaded
 
     n = unit.stop - unit.start
     values = {"audio": np.zeros((n, audio_ex.dim), dtype=np.float32)}
@@ -119,7 +119,7 @@ def embed_unit(rows: pd.DataFrame, start: int, stop: int, audio_ex, text_ex, *, 
     CPUs (``host_procs``: worker processes per host). Models are loaded once per process
     (:func:`featstore.extractors.get_loaded`), not once per task."""
     if torch_threads is None and host_procs is not None:
-        from featstore.dask_utils import worker_torch_threads
+        from mirage.featstore.dask_utils import worker_torch_threads
 
         torch_threads = worker_torch_threads(host_procs)
     if torch_threads:
@@ -156,7 +156,7 @@ def _dask_units(writer: StoreWriter, units, audio_ex, text_ex, *, batch_size: in
     so and a rerun resumes from the units already written."""
     from distributed import wait
 
-    from featstore.dask_utils import cluster_failure, host_processes, watch_workers
+    from mirage.featstore.dask_utils import cluster_failure, host_processes, watch_workers
 
     procs = host_processes(client)
     plan = writer.plan
@@ -203,8 +203,8 @@ def extract(corpus: str | pd.DataFrame, *, store: str, root: str | None = None, 
     ``views`` (e.g. ``clean,noise:snr=10``; see :mod:`featstore.views`) stores one row per item
     and view, the views' random parameters drawn from ``seed``.
     """
-    from featstore.corpora import get_corpus
-    from featstore.extractors import DEFAULT_AUDIO, get_audio_extractor, get_text_extractor
+    from mirage.featstore.corpora import get_corpus
+    from mirage.featstore.extractors import DEFAULT_AUDIO, get_audio_extractor, get_text_extractor
 
     audio_model = audio_model or DEFAULT_AUDIO
     if batch_size < 1:
@@ -218,7 +218,7 @@ def extract(corpus: str | pd.DataFrame, *, store: str, root: str | None = None, 
     if limit:
         items = items.iloc[:limit]
     if views:
-        from featstore.views import expand_plan, parse_views
+        from mirage.featstore.views import expand_plan, parse_views
 
         view_specs = parse_views(views)
         items = expand_plan(items, view_specs, seed=seed)
@@ -249,7 +249,7 @@ def extract(corpus: str | pd.DataFrame, *, store: str, root: str | None = None, 
 def _run_units(writer, pending, audio_ex, text_ex, *, batch_size, strict, workers, scheduler, progress) -> float:
     from tqdm.auto import tqdm
 
-    from featstore.dask_utils import dask_client
+    from mirage.featstore.dask_utils import dask_client
 
     n_rows = sum(e - s for s, e in pending)
     audio_s = 0.0

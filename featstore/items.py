@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from featstore.errors import CorpusFormatError
+from mirage.featstore.errors import CorpusFormatError
 
 #: Columns every corpus adapter returns (extras such as ``session`` or ``arousal`` may follow).
 ITEM_COLUMNS = ("utt_id", "path", "speaker", "label", "split", "duration_s", "text")

@@ -40,7 +40,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from featstore.errors import BadAudioError, ConfigError
+from mirage.featstore.errors import BadAudioError, ConfigError
 
 CLEAN = "clean"
 #: view name -> (main parameter, {parameter: default}); a default of None means "sampled per item"

@@ -20,50 +20,50 @@ __all__ = ["extract", "fit_generator", "generate", "fit", "compare", "predict", 
 
 def extract(corpus, **kwargs):
     """``featstore extract``; returns an ``ExtractResult`` (``.store`` is the finished store)."""
-    from featstore.extract import extract as _extract
+    from mirage.featstore.extract import extract as _extract
 
     return _extract(corpus, **kwargs)
 
 
 def fit_generator(store, out_dir, **kwargs):
     """``augment fit``; returns a :class:`FittedGenerator` for the written checkpoint."""
-    from augment.fit import fit_generator as _fit
-    from augment.sampler import FittedGenerator
+    from mirage.augment.fit import fit_generator as _fit
+    from mirage.augment.sampler import FittedGenerator
 
     return FittedGenerator(str(_fit(store, out_dir, **kwargs)), kwargs.get("storage_options"))
 
 
 def generate(model_dir, out_dir, **kwargs):
     """``augment generate``; returns a ``GenerateResult``."""
-    from augment.generate import generate as _generate
+    from mirage.augment.generate import generate as _generate
 
     return _generate(str(getattr(model_dir, "model_dir", model_dir)), out_dir, **kwargs)
 
 
 def fit(store, out, **kwargs):
     """``train fit``; returns a ``FitResult`` (``.metrics`` is metrics.json)."""
-    from train.fit import fit as _fit
+    from mirage.train.fit import fit as _fit
 
     return _fit(store, out, **kwargs)
 
 
 def compare(store, out, **kwargs):
     """``train compare``; returns a ``CompareResult`` (``.table``: method -> statistics)."""
-    from train.compare import compare as _compare
+    from mirage.train.compare import compare as _compare
 
     return _compare(store, out, **kwargs)
 
 
 def predict(model, store, out, **kwargs):
     """``train predict --store``; returns the predictions table (also written to ``out``)."""
-    from train.final import predict_store
+    from mirage.train.final import predict_store
 
     return predict_store(model, store, out, **kwargs)
 
 
 def __getattr__(name):
     if name == "FittedGenerator":
-        from augment.sampler import FittedGenerator
+        from mirage.augment.sampler import FittedGenerator
 
         return FittedGenerator
     raise AttributeError(f"module 'mirage' has no attribute {name!r}")

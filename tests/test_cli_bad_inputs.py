@@ -11,9 +11,9 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from cli.augment import main as augment_cli
-from cli.featstore import main as featstore_cli
-from cli.train import main as train_cli
+from mirage.cli.augment import main as augment_cli
+from mirage.cli.featstore import main as featstore_cli
+from mirage.cli.train import main as train_cli
 
 CLIS = {"featstore": featstore_cli, "train": train_cli, "augment": augment_cli}
 

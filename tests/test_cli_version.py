@@ -7,9 +7,9 @@ from importlib.metadata import version
 import pytest
 from click.testing import CliRunner
 
-from cli.augment import main as augment_cli
-from cli.featstore import main as featstore_cli
-from cli.train import main as train_cli
+from mirage.cli.augment import main as augment_cli
+from mirage.cli.featstore import main as featstore_cli
+from mirage.cli.train import main as train_cli
 
 
 @pytest.mark.parametrize("name,cli", [("featstore", featstore_cli), ("augment", augment_cli), ("train", train_cli)])

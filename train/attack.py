@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from featstore.errors import ConfigError
+from mirage.featstore.errors import ConfigError
 
 KINDS = {"fgsm": ("eps",), "pgd": ("eps", "steps", "alpha")}
 _EXPECTED = "expected attacks such as fgsm:eps=0.1 or pgd:eps=0.1:steps=10"
@@ -103,14 +103,14 @@ def perturb(logits_fn: Callable, x: np.ndarray, y: np.ndarray, spec: AttackSpec,
 
 def attack_confusions(logits_fn: Callable, predict_fn: Callable, x: np.ndarray, y: np.ndarray, specs: Sequence[AttackSpec],
                       n_classes: int, *, num_threads: int = 1) -> dict[str, np.ndarray]:
-    from train.metrics import confusion
+    from mirage.train.metrics import confusion
 
     return {s.spec: confusion(y, predict_fn(perturb(logits_fn, x, y, s, num_threads=num_threads)), n_classes) for s in specs}
 
 
 def add_attack_summary(metrics: dict[str, Any], results: Sequence, specs: Sequence[AttackSpec]) -> dict[str, Any]:
-    from train.experiment import round_floats
-    from train.metrics import summary
+    from mirage.train.experiment import round_floats
+    from mirage.train.metrics import summary
 
     mean, std = {"none": metrics["uar_mean"]}, {"none": metrics["uar_std"]}
     for s in specs:

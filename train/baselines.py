@@ -20,7 +20,7 @@ import logging
 
 import numpy as np
 
-from featstore.errors import ConfigError, MissingDependencyError
+from mirage.featstore.errors import ConfigError, MissingDependencyError
 
 log = logging.getLogger(__name__)
 

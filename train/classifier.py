@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from featstore.errors import ConfigError, TrainingDivergedError
+from mirage.featstore.errors import ConfigError, TrainingDivergedError
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ def fit_in_memory(x: np.ndarray, y: np.ndarray, w: np.ndarray | None, *, n_class
 def fit_streaming(stream, scaler: Standardizer, *, n_classes: int, cfg: ClassifierConfig, seed: int,
                   num_workers: int = 0) -> nn.Module:
     """Mini-batch AdamW over ``cfg.stream_epochs`` epochs of a :class:`~train.loaders.BlockStream`."""
-    from train.loaders import make_loader
+    from mirage.train.loaders import make_loader
 
     with seeded(seed, cfg.num_threads):
         model = build_model(cfg, stream.dim, n_classes)

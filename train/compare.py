@@ -40,17 +40,17 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from featstore.errors import ConfigError
-from train.baselines import BASELINES
-from train.select import BASELINE_GRID, INNER_FOLDS, baseline_set, setting_config
-from train.classifier import ClassifierConfig
-from train.dataset import RealData, TrainingSet, assemble, check_mode, check_normalise, load_real, prepare_fold
-from train.experiment import FoldResult, evaluate_in_memory, round_floats, summarize, write_metrics
-from train.folds import Fold, assign_shards, corpus_name, make_folds
-from train.loaders import clear_store_cache
-from train.metrics import plot_bars
-from train.seeds import derive_seed
-from train.synthetic import load_synthetic, read_manifests
+from mirage.featstore.errors import ConfigError
+from mirage.train.baselines import BASELINES
+from mirage.train.select import BASELINE_GRID, INNER_FOLDS, baseline_set, setting_config
+from mirage.train.classifier import ClassifierConfig
+from mirage.train.dataset import RealData, TrainingSet, assemble, check_mode, check_normalise, load_real, prepare_fold
+from mirage.train.experiment import FoldResult, evaluate_in_memory, round_floats, summarize, write_metrics
+from mirage.train.folds import Fold, assign_shards, corpus_name, make_folds
+from mirage.train.loaders import clear_store_cache
+from mirage.train.metrics import plot_bars
+from mirage.train.seeds import derive_seed
+from mirage.train.synthetic import load_synthetic, read_manifests
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,8 @@ def generate_for_fold(store: str, out_dir: str, *, mode: str, exclude_speakers: 
                       seed: int, storage_options: dict[str, Any] | None, generator_options: dict[str, Any],
                       generate_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Fit a generator without the fold's test speakers and generate its shards (a Dask task)."""
-    from augment.fit import fit_generator
-    from augment.generate import generate
+    from mirage.augment.fit import fit_generator
+    from mirage.augment.generate import generate
 
     opts = dict(generator_options)
     if lambda_mi is not None:
@@ -105,7 +105,7 @@ def write_normalised_store(real: RealData, fold: Fold, url: str) -> str:
 
     The fold's generators are fitted on it, so that they learn — and generate in — the space
     the classifier trains in; only training speakers' rows are written."""
-    from featstore.store import write_store
+    from mirage.featstore.store import write_store
 
     normed = prepare_fold(real, fold.train, fold.test, "speaker")
     items = real.items.iloc[fold.train].drop(columns=["row"]).reset_index(drop=True)
@@ -113,7 +113,7 @@ def write_normalised_store(real: RealData, fold: Fold, url: str) -> str:
     if real.t is not None:
         arrays["text"] = np.ascontiguousarray(real.t[fold.train], dtype=np.float32)
     else:  # --mode ser: the generator may still condition on text (use_text)
-        from train.loaders import cached_store
+        from mirage.train.loaders import cached_store
 
         source = cached_store(real.url, real.storage_options)
         if source.has("text"):
@@ -185,13 +185,13 @@ def compare(store: str, out: str, *, methods: str | Sequence[str] = METHODS, n: 
     ``inner_uar``)."""
     from tqdm.auto import tqdm
 
-    from augment.counts import parse_count
-    from featstore.dask_utils import dask_client
+    from mirage.augment.counts import parse_count
+    from mirage.featstore.dask_utils import dask_client
 
     names = parse_methods(methods)
     check_mode(mode)
     normalise = check_normalise(normalise)
-    from train.select import check_select
+    from mirage.train.select import check_select
 
     select = check_select(select)
     cfg = ClassifierConfig.from_kwargs(kind=classifier, **(classifier_options or {}))
@@ -199,7 +199,7 @@ def compare(store: str, out: str, *, methods: str | Sequence[str] = METHODS, n: 
         raise ConfigError(f"--min-mi: expected a number in [0, 1], got {min_mi}")
     gen_opts = {"num_threads": 1, **(generator_options or {})}
     if any(m in GENERATIVE for m in names):
-        from augment.fit import check_fit_options
+        from mirage.augment.fit import check_fit_options
 
         check_fit_options(**gen_opts)  # fail before any work on a misspelt setting
     t0 = time.perf_counter()
@@ -269,7 +269,7 @@ def _select_fold(real: RealData, fold: Fold, names: Sequence[str], select: str, 
     """Per method, the setting used on ``fold`` (``--select inner``), and ``auto``'s choice; recorded in ``extras``."""
     if select == "none" and "auto" not in names:
         return {}
-    from train.select import choose_auto, inner_folds, select_setting
+    from mirage.train.select import choose_auto, inner_folds, select_setting
 
     t0 = time.perf_counter()
     inner = inner_folds(real, fold.train)
@@ -327,7 +327,7 @@ def _write_outputs(out: str, names: Sequence[str], per_method: dict[str, list[Fo
 
 def add_paired_stats(table: dict[str, dict[str, Any]], names: Sequence[str], *, seed: int) -> None:
     """Each method's Δ vs none, Wilcoxon p, bootstrap CI and folds won/lost (see :mod:`train.stats`)."""
-    from train.stats import paired_vs_none
+    from mirage.train.stats import paired_vs_none
 
     ref = table["none"]
     for method in names:

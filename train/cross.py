@@ -28,10 +28,10 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from featstore.errors import ConfigError
-from train.classifier import ClassifierConfig, Standardizer, fit_in_memory, predict
-from train.metrics import confusion, plot_confusion, summary
-from train.seeds import derive_seed
+from mirage.featstore.errors import ConfigError
+from mirage.train.classifier import ClassifierConfig, Standardizer, fit_in_memory, predict
+from mirage.train.metrics import confusion, plot_confusion, summary
+from mirage.train.seeds import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def load_label_map(label_map: str | dict | None) -> dict[str, str | None]:
 
 
 def map_labels(labels: pd.Series, mapping: dict[str, str | None]) -> pd.Series:
-    from featstore.corpora.csv_table import canonical_label
+    from mirage.featstore.corpora.csv_table import canonical_label
 
     def one(lab: str) -> str | None:
         key = str(lab).strip().lower()
@@ -95,10 +95,10 @@ class _Part:
 
 
 def _load(url: str, mapping, *, test: bool, storage_options) -> _Part:
-    from featstore.items import labelled_mask
-    from featstore.store import open_store
-    from featstore.views import clean_mask
-    from train.folds import corpus_name
+    from mirage.featstore.items import labelled_mask
+    from mirage.featstore.store import open_store
+    from mirage.featstore.views import clean_mask
+    from mirage.train.folds import corpus_name
 
     with open_store(url, storage_options=storage_options) as fs:
         if fs.metadata.get("kind", "features") != "features":
@@ -131,8 +131,8 @@ def cross(train: str | Sequence[str], test: str, out: str, *, label_map: str | d
           classifier_options: dict[str, Any] | None = None,
           storage_options: dict[str, Any] | None = None) -> CrossResult:
     """Train on ``train`` stores, test on ``test``; writes ``out/metrics.json`` and ``out/confusion.png``."""
-    from featstore.store.location import check_out_dir
-    from train.experiment import round_floats
+    from mirage.featstore.store.location import check_out_dir
+    from mirage.train.experiment import round_floats
 
     check_out_dir(str(out))
     if normalise not in NORMALISATIONS:

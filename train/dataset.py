@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from featstore.errors import ConfigError
-from train.classifier import Standardizer
-from train.loaders import Source, cached_store, load_rows, store_token
-from train.synthetic import SyntheticData
+from mirage.featstore.errors import ConfigError
+from mirage.train.classifier import Standardizer
+from mirage.train.loaders import Source, cached_store, load_rows, store_token
+from mirage.train.synthetic import SyntheticData
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def real_items(store) -> tuple[pd.DataFrame, list[str], np.ndarray]:
 
     Unlabelled items (empty label, see :func:`featstore.items.labelled_mask`) are left out:
     every supervised loss ignores them (``--method mtl-aug`` reads them itself, see train.mtl)."""
-    from featstore.items import labelled_mask
+    from mirage.featstore.items import labelled_mask
 
     items = store.items.sort_values("row", kind="stable").reset_index(drop=True)
     if "label" in items.columns and not items.empty:
@@ -128,7 +128,7 @@ def load_real(url: str, *, mode: str = "ser", storage_options: dict[str, Any] | 
     """Every usable item of the real store, read with one Dask task per block.
 
     ``layer`` (see :mod:`train.layers`) reads ``audio_layers`` instead of ``audio``."""
-    from train.layers import LAYERS_ARRAY, check_layer, fixed_view
+    from mirage.train.layers import LAYERS_ARRAY, check_layer, fixed_view
 
     store = cached_store(url, storage_options)
     cols = store_columns(store, mode)
@@ -156,7 +156,7 @@ def for_fold(real: RealData, train_idx: np.ndarray, *, seed: int) -> RealData:
         return real
     from dataclasses import replace
 
-    from train.layers import fit_layer_weights, weighted_view
+    from mirage.train.layers import fit_layer_weights, weighted_view
 
     weights, mean, scale = fit_layer_weights(real.layers[train_idx], real.y[train_idx], len(real.labels), seed=seed)
     return replace(real, h=weighted_view(real.layers, weights, mean, scale), layer_weights=weights)

@@ -22,11 +22,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from train.classifier import ClassifierConfig, Standardizer, fit_in_memory, fit_streaming, predict, targets
-from train.dataset import RealData, TrainingSet
-from train.folds import Fold
-from train.loaders import BlockStream, Source, load_rows, row_moments
-from train.metrics import confusion, plot_confusion, summary
+from mirage.train.classifier import ClassifierConfig, Standardizer, fit_in_memory, fit_streaming, predict, targets
+from mirage.train.dataset import RealData, TrainingSet
+from mirage.train.folds import Fold
+from mirage.train.loaders import BlockStream, Source, load_rows, row_moments
+from mirage.train.metrics import confusion, plot_confusion, summary
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def evaluate_in_memory(real: RealData, fold: Fold, ts: TrainingSet, *, cfg: Clas
         pv = predict(model, ts.scaler.transform(real.features(pos)), num_threads=cfg.num_threads)
         result.by_view[view] = confusion(real.y[pos], pv, k)
     if attacks:
-        from train.attack import attack_confusions
+        from mirage.train.attack import attack_confusions
 
         x_test = ts.scaler.transform(real.features(fold.test))
         result.by_attack = attack_confusions(model, lambda x: predict(model, x, num_threads=cfg.num_threads), x_test,

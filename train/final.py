@@ -27,7 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from featstore.errors import CheckpointError, ConfigError
+from mirage.featstore.errors import CheckpointError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +49,11 @@ def train_final(real, *, cfg, mode: str, layer, normalise: str, seed: int, out: 
     import torch
     from safetensors.torch import save
 
-    from featstore.store.location import Location
-    from featstore.store.base import tool_version
-    from train.classifier import Standardizer, fit_in_memory
-    from train.layers import fit_layer_weights, weighted_view
-    from train.seeds import derive_seed
+    from mirage.featstore.store.location import Location
+    from mirage.featstore.store.base import tool_version
+    from mirage.train.classifier import Standardizer, fit_in_memory
+    from mirage.train.layers import fit_layer_weights, weighted_view
+    from mirage.train.seeds import derive_seed
 
     if normalise == "speaker":
         raise ConfigError("--final: expected --normalise global or none (a saved model cannot know the speaker statistics "
@@ -105,7 +105,7 @@ class FinalModel:
         return list(self.config["labels"])
 
     def module(self):
-        from train.classifier import ClassifierConfig, build_model
+        from mirage.train.classifier import ClassifierConfig, build_model
 
         cfg = ClassifierConfig.from_kwargs(**self.config["classifier"])
         net = build_model(cfg, int(self.config["in_dim"]), len(self.labels))
@@ -114,7 +114,7 @@ class FinalModel:
 
     def features(self, audio: np.ndarray, text: np.ndarray | None = None) -> np.ndarray:
         """Rows in the classifier's input space: layer choice, then standardisation."""
-        from train.layers import fixed_view, weighted_view
+        from mirage.train.layers import fixed_view, weighted_view
 
         layer = self.config.get("layer")
         if layer is not None:
@@ -135,7 +135,7 @@ class FinalModel:
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         import torch
 
-        from train.classifier import seeded
+        from mirage.train.classifier import seeded
 
         net = self.module()
         with seeded(0, 1), torch.inference_mode():
@@ -147,7 +147,7 @@ def load_final(url: str, storage_options: dict[str, Any] | None = None) -> Final
     from safetensors import SafetensorError
     from safetensors.torch import load
 
-    from featstore.store.location import Location
+    from mirage.featstore.store.location import Location
 
     loc = Location(url, storage_options)
     if not loc.exists(CONFIG) and loc.exists(f"{MODEL_DIR}/{CONFIG}"):
@@ -192,8 +192,8 @@ def check_extractors(model: FinalModel, store) -> None:
 
 def predict_store(model_url: str, store_url: str, out: str, *, storage_options: dict[str, Any] | None = None) -> pd.DataFrame:
     """Per-item predictions for every usable item of a store; written to ``out`` (Parquet)."""
-    from featstore.store import open_store
-    from train.loaders import Source, load_rows, store_token
+    from mirage.featstore.store import open_store
+    from mirage.train.loaders import Source, load_rows, store_token
 
     model = load_final(model_url, storage_options)
     store = open_store(store_url, storage_options=storage_options)
@@ -219,10 +219,10 @@ def predict_store(model_url: str, store_url: str, out: str, *, storage_options: 
 def predict_audio(model_url: str, paths: Sequence[str], out: str, *, storage_options: dict[str, Any] | None = None,
                   device: str = "cpu", batch_size: int = 8) -> pd.DataFrame:
     """Predictions straight from audio files, embedded with the extractor settings the model was trained on."""
-    from featstore import audio as audio_io
-    from featstore.errors import BadAudioError
-    from featstore.extract import length_batches
-    from featstore.extractors import extractor_from_config
+    from mirage.featstore import audio as audio_io
+    from mirage.featstore.errors import BadAudioError
+    from mirage.featstore.extract import length_batches
+    from mirage.featstore.extractors import extractor_from_config
 
     model = load_final(model_url, storage_options)
     if model.config["mode"] != "ser":
@@ -248,7 +248,7 @@ def predict_audio(model_url: str, paths: Sequence[str], out: str, *, storage_opt
 
 def write_predictions(model: FinalModel, items: pd.DataFrame, probs: np.ndarray, out: str,
                       storage_options: dict[str, Any] | None) -> pd.DataFrame:
-    from featstore.store.location import Location
+    from mirage.featstore.store.location import Location
 
     labels = model.labels
     table = items.reset_index(drop=True).copy()

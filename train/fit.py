@@ -20,15 +20,15 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from featstore.errors import ConfigError
-from train.classifier import ClassifierConfig
-from train.dataset import (RealData, assemble, check_mode, check_normalise, for_fold, load_real, prepare_fold, real_items,
+from mirage.featstore.errors import ConfigError
+from mirage.train.classifier import ClassifierConfig
+from mirage.train.dataset import (RealData, assemble, check_mode, check_normalise, for_fold, load_real, prepare_fold, real_items,
                            store_columns)
-from train.experiment import FoldResult, evaluate_in_memory, evaluate_streaming, summarize, write_metrics
-from train.folds import assign_shards, corpus_name, make_folds
-from train.loaders import cached_store, clear_store_cache
-from train.seeds import derive_seed
-from train.synthetic import SOURCE_HASH_COLUMN, load_synthetic, read_manifests, shard_sources
+from mirage.train.experiment import FoldResult, evaluate_in_memory, evaluate_streaming, summarize, write_metrics
+from mirage.train.folds import assign_shards, corpus_name, make_folds
+from mirage.train.loaders import cached_store, clear_store_cache
+from mirage.train.seeds import derive_seed
+from mirage.train.synthetic import SOURCE_HASH_COLUMN, load_synthetic, read_manifests, shard_sources
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +102,10 @@ def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser
 
     ``final`` also trains on every labelled item and saves the classifier to ``out/model``
     (see :mod:`train.final`; ``train predict`` uses it)."""
-    from train.layers import check_layer
-    from featstore.dask_utils import dask_client
+    from mirage.train.layers import check_layer
+    from mirage.featstore.dask_utils import dask_client
 
-    from featstore.store.location import check_out_dir
+    from mirage.featstore.store.location import check_out_dir
 
     check_out_dir(str(out))
     check_mode(mode)
@@ -128,10 +128,10 @@ def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser
     if normalise != "global" and loader == "stream":
         raise ConfigError(f"--normalise {normalise}: expected --loader memory or auto (streamed training standardises "
                           "globally), got --loader stream")
-    from train.noisy import add_view_summary, check_view_options, restrict_train, view_tests, write_view_plot
+    from mirage.train.noisy import add_view_summary, check_view_options, restrict_train, view_tests, write_view_plot
 
     check_view_options(test_views, normalise, loader)
-    from train.attack import add_attack_summary, parse_attacks
+    from mirage.train.attack import add_attack_summary, parse_attacks
 
     attacks = parse_attacks(attack)
     if attacks and loader == "stream":
@@ -210,7 +210,7 @@ def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser
     if attacks:
         metrics = add_attack_summary(metrics, results, attacks)
     if final:
-        from train.final import train_final
+        from mirage.train.final import train_final
 
         train_final(all_real, cfg=cfg, mode=mode, layer=layer, normalise=normalise, seed=seed, out=str(out),
                     storage_options=storage_options)

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from featstore.errors import ConfigError, LeakageError
+from mirage.featstore.errors import ConfigError, LeakageError
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,8 @@ def make_folds(items: pd.DataFrame, metadata: dict[str, Any], scheme: str = "los
         raise ConfigError(f"--eval: expected one of {', '.join(SCHEMES)}, got {scheme!r}")
     if "speaker" not in items.columns or "label" not in items.columns:
         raise ConfigError("expected an item table with speaker and label columns; re-extract the store with featstore")
-    from featstore.items import labelled_mask
-    from featstore.views import clean_mask
+    from mirage.featstore.items import labelled_mask
+    from mirage.featstore.views import clean_mask
 
     speakers = items["speaker"].astype(str).to_numpy()
     testable = clean_mask(items) & labelled_mask(items["label"])

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from featstore.errors import ConfigError
+from mirage.featstore.errors import ConfigError
 
 LAYERS_ARRAY = "audio_layers"
 MODES = ("mean", "weighted")
@@ -63,7 +63,7 @@ def fit_layer_weights(layers: np.ndarray, y: np.ndarray, n_classes: int, *, seed
     are those of the same rows, so :func:`weighted_view` applies them to any row."""
     import torch
 
-    from train.classifier import seeded
+    from mirage.train.classifier import seeded
 
     x = np.asarray(layers, dtype=np.float64)
     mean = x.mean(axis=0)

@@ -34,8 +34,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
-from train.seeds import derive_seed
-from train.shuffle import ShuffleBuffer
+from mirage.train.seeds import derive_seed
+from mirage.train.shuffle import ShuffleBuffer
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def cached_store(url: str, storage_options: dict[str, Any] | None = None, token:
     With ``token`` (see :func:`store_token`), a cached store whose token differs — the path
     was rewritten since — is reopened; Dask worker processes keep their cache between runs.
     """
-    from featstore.store import open_store
+    from mirage.featstore.store import open_store
 
     key = (str(url), json.dumps(storage_options or {}, sort_keys=True, default=str))
     with _STORES_LOCK:

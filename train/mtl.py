@@ -38,13 +38,13 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from featstore.errors import ConfigError, TrainingDivergedError
-from train.classifier import Standardizer, seeded
-from train.experiment import FoldResult, round_floats, summarize, write_metrics
-from train.fit import FitResult
-from train.folds import Fold, corpus_name, make_folds
-from train.metrics import confusion, plot_bars
-from train.seeds import derive_seed
+from mirage.featstore.errors import ConfigError, TrainingDivergedError
+from mirage.train.classifier import Standardizer, seeded
+from mirage.train.experiment import FoldResult, round_floats, summarize, write_metrics
+from mirage.train.fit import FitResult
+from mirage.train.folds import Fold, corpus_name, make_folds
+from mirage.train.metrics import confusion, plot_bars
+from mirage.train.seeds import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +112,8 @@ class MtlData:
 
 
 def load_mtl_data(store, *, storage_options: dict[str, Any] | None = None) -> MtlData:
-    from featstore.items import labelled_mask
-    from featstore.store import FeatureStore, open_store
+    from mirage.featstore.items import labelled_mask
+    from mirage.featstore.store import FeatureStore, open_store
 
     fs = store if isinstance(store, FeatureStore) else open_store(str(store), storage_options=storage_options)
     if not fs.has("audio"):
@@ -246,7 +246,7 @@ def _evaluate(data: MtlData, folds: Sequence[Fold], cfg: MtlConfig, *, seed: int
         for view, pos in per_view.get(fold.name, {}).items():
             res.by_view[view] = confusion(data.y[pos], predict_mtl(model, xs[pos], num_threads=cfg.num_threads), k)
         if attacks:
-            from train.attack import attack_confusions
+            from mirage.train.attack import attack_confusions
 
             res.by_attack = attack_confusions(lambda x: model(x)[0], lambda x: predict_mtl(model, x, num_threads=cfg.num_threads),
                                               xs[fold.test], data.y[fold.test], attacks, k, num_threads=cfg.num_threads)
@@ -268,13 +268,13 @@ def fit_mtl(store: str, out: str, *, evaluation: str = "loso", seed: int = 0, op
             attack: str | Sequence[str] | None = None) -> FitResult:
     """Evaluate MTL-AUG under ``train fit``'s folds; writes ``out/metrics.json`` (+ confusion PNG,
     ``uar_by_view`` with ``test_views``, ``ablations.json`` + PNG with ``ablations``)."""
-    from featstore.store.location import check_out_dir
-    from train.noisy import add_view_summary, check_view_options, restrict_train, view_tests, write_view_plot
+    from mirage.featstore.store.location import check_out_dir
+    from mirage.train.noisy import add_view_summary, check_view_options, restrict_train, view_tests, write_view_plot
 
     check_out_dir(str(out))
     cfg = MtlConfig.from_kwargs(**(options or {}))
     check_view_options(test_views, "global", "memory")
-    from train.attack import add_attack_summary, parse_attacks
+    from mirage.train.attack import add_attack_summary, parse_attacks
 
     attacks = parse_attacks(attack)
     t0 = time.perf_counter()

@@ -19,10 +19,10 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from featstore.errors import ConfigError
-from featstore.views import CLEAN, parse_views, require_views, source_column, view_column
-from train.folds import Fold
-from train.metrics import summary
+from mirage.featstore.errors import ConfigError
+from mirage.featstore.views import CLEAN, parse_views, require_views, source_column, view_column
+from mirage.train.folds import Fold
+from mirage.train.metrics import summary
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def view_tests(items: pd.DataFrame, folds: Sequence[Fold], test_views: str | Seq
 
 def add_view_summary(metrics: dict[str, Any], results: Sequence, specs: Sequence[str]) -> dict[str, Any]:
     """``uar_by_view`` (fold-mean), ``uar_by_view_std`` and ``uar_by_view_pooled`` (clean first)."""
-    from train.experiment import round_floats
+    from mirage.train.experiment import round_floats
 
     mean, std, pooled = {}, {}, {}
     if CLEAN not in specs:

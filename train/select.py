@@ -28,13 +28,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from featstore.errors import ConfigError
-from train.baselines import BASELINES, augment_baseline
-from train.classifier import ClassifierConfig
-from train.dataset import RealData, TrainingSet, assemble, prepare_fold
-from train.experiment import evaluate_in_memory
-from train.folds import Fold
-from train.seeds import derive_seed
+from mirage.featstore.errors import ConfigError
+from mirage.train.baselines import BASELINES, augment_baseline
+from mirage.train.classifier import ClassifierConfig
+from mirage.train.dataset import RealData, TrainingSet, assemble, prepare_fold
+from mirage.train.experiment import evaluate_in_memory
+from mirage.train.folds import Fold
+from mirage.train.seeds import derive_seed
 
 SELECT = ("none", "inner")
 INNER_FOLDS = 3
@@ -91,7 +91,7 @@ def inner_uar(real: RealData, outer: Fold, method: str, setting: dict[str, Any],
               mode: str, normalise: str, seed: int, baseline_options: dict[str, dict[str, Any]] | None,
               folds: Sequence[Fold]) -> float:
     """Mean UAR of ``method`` with ``setting`` over the inner folds of ``outer``."""
-    from augment.counts import parse_count
+    from mirage.augment.counts import parse_count
 
     uars = []
     for inner in folds:

@@ -15,8 +15,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from featstore.errors import ConfigError
-from train.loaders import Source, cached_store, load_rows, store_token
+from mirage.featstore.errors import ConfigError
+from mirage.train.loaders import Source, cached_store, load_rows, store_token
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def read_manifest(path: str, storage_options: dict[str, Any] | None = None) -> p
 
     Reads the Parquet file only (augment's reader); no shard is opened.
     """
-    from augment.shards import read_manifest as _read
+    from mirage.augment.shards import read_manifest as _read
 
     return _read(str(path), storage_options=storage_options)
 

@@ -9,21 +9,21 @@ from __future__ import annotations
 import importlib
 import inspect
 
-from featstore.corpora.base import Corpus
-from featstore.errors import ConfigError, UnknownNameError
+from mirage.featstore.corpora.base import Corpus
+from mirage.featstore.errors import ConfigError, UnknownNameError
 
 __all__ = ["Corpus", "get_corpus", "list_corpora", "corpus_names"]
 
 #: registry name -> (module, class); one module per corpus.
 _REGISTRY: dict[str, tuple[str, str]] = {
-    "demo": ("featstore.corpora.demo", "DemoCorpus"),
-    "msp-podcast": ("featstore.corpora.msp_podcast", "MSPPodcastCorpus"),
-    "iemocap": ("featstore.corpora.iemocap", "IEMOCAPCorpus"),
-    "msp-improv": ("featstore.corpora.msp_improv", "MSPImprovCorpus"),
-    "emodb": ("featstore.corpora.emodb", "EmoDBCorpus"),
-    "ravdess": ("featstore.corpora.ravdess", "RAVDESSCorpus"),
-    "crema-d": ("featstore.corpora.crema_d", "CremaDCorpus"),
-    "csv": ("featstore.corpora.csv_table", "CSVCorpus"),
+    "demo": ("mirage.featstore.corpora.demo", "DemoCorpus"),
+    "msp-podcast": ("mirage.featstore.corpora.msp_podcast", "MSPPodcastCorpus"),
+    "iemocap": ("mirage.featstore.corpora.iemocap", "IEMOCAPCorpus"),
+    "msp-improv": ("mirage.featstore.corpora.msp_improv", "MSPImprovCorpus"),
+    "emodb": ("mirage.featstore.corpora.emodb", "EmoDBCorpus"),
+    "ravdess": ("mirage.featstore.corpora.ravdess", "RAVDESSCorpus"),
+    "crema-d": ("mirage.featstore.corpora.crema_d", "CremaDCorpus"),
+    "csv": ("mirage.featstore.corpora.csv_table", "CSVCorpus"),
 }
 
 

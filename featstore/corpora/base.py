@@ -20,7 +20,7 @@ from typing import ClassVar, Iterable
 
 import pandas as pd
 
-from featstore.errors import CorpusFormatError, CorpusNotFoundError
+from mirage.featstore.errors import CorpusFormatError, CorpusNotFoundError
 
 log = logging.getLogger(__name__)
 

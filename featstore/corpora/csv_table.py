@@ -21,9 +21,9 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from featstore.corpora.base import Corpus, audio_durations
-from featstore.errors import CorpusNotFoundError
-from featstore.items import CANONICAL_LABELS, make_items
+from mirage.featstore.corpora.base import Corpus, audio_durations
+from mirage.featstore.errors import CorpusNotFoundError
+from mirage.featstore.items import CANONICAL_LABELS, make_items
 
 log = logging.getLogger(__name__)
 

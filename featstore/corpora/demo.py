@@ -30,11 +30,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from featstore.corpora.base import FEMALE, MALE, Corpus, add_durations
-from featstore.corpora.demo_synth import EMOTIONS, STYLES, SpeakerProfile, synthesize_utterance
-from featstore.errors import ConfigError
-from featstore.cache import default_cache_dir
-from featstore.items import make_items
+from mirage.featstore.corpora.base import FEMALE, MALE, Corpus, add_durations
+from mirage.featstore.corpora.demo_synth import EMOTIONS, STYLES, SpeakerProfile, synthesize_utterance
+from mirage.featstore.errors import ConfigError
+from mirage.featstore.cache import default_cache_dir
+from mirage.featstore.items import make_items
 
 __all__ = ["DemoCorpus", "SpeakerProfile", "synthesize_utterance", "make_speakers", "text_for",
            "EMOTIONS", "STYLES", "GENERATOR_VERSION", "default_cache_dir"]

@@ -19,7 +19,7 @@ import re
 
 import numpy as np
 
-from featstore.errors import ConfigError
+from mirage.featstore.errors import ConfigError
 
 EMOTIONS = ("neutral", "happy", "sad", "angry")
 

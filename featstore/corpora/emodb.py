@@ -13,8 +13,8 @@ import re
 
 import pandas as pd
 
-from featstore.corpora.base import FEMALE, MALE, UNKNOWN, Corpus, add_durations, index_wavs
-from featstore.items import make_items
+from mirage.featstore.corpora.base import FEMALE, MALE, UNKNOWN, Corpus, add_durations, index_wavs
+from mirage.featstore.items import make_items
 
 log = logging.getLogger(__name__)
 

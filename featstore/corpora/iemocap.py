@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from featstore.corpora.base import FEMALE, MALE, Corpus, add_durations, index_wavs, read_lines
-from featstore.items import make_items
+from mirage.featstore.corpora.base import FEMALE, MALE, Corpus, add_durations, index_wavs, read_lines
+from mirage.featstore.items import make_items
 
 log = logging.getLogger(__name__)
 

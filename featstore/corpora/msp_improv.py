@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from featstore.corpora.base import (FEMALE, MALE, Corpus, add_durations, index_files, index_wavs,
+from mirage.featstore.corpora.base import (FEMALE, MALE, Corpus, add_durations, index_files, index_wavs,
                                     read_lines, read_texts)
-from featstore.items import make_items
+from mirage.featstore.items import make_items
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from featstore.corpora.base import (FEMALE, MALE, UNKNOWN, Corpus, add_durations, index_files,
+from mirage.featstore.corpora.base import (FEMALE, MALE, UNKNOWN, Corpus, add_durations, index_files,
                                     read_texts)
-from featstore.items import make_items
+from mirage.featstore.items import make_items
 
 log = logging.getLogger(__name__)
 

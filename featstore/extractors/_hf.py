@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from featstore.errors import ConfigError, MirageError
+from mirage.featstore.errors import ConfigError, MirageError
 
 BUILTIN_HINT = {"audio": "logmel, egemaps", "text": "minilm, none"}
 _BIG_FILE = 1 << 20

@@ -26,7 +26,7 @@ from typing import BinaryIO, Sequence
 
 import numpy as np
 
-from featstore.errors import ConfigError
+from mirage.featstore.errors import ConfigError
 
 #: dtype code -> numpy dtype (bf16 is widened by hand below)
 DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5: np.uint16}

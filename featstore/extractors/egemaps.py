@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from featstore.errors import ConfigError, MissingDependencyError
-from featstore.extractors.base import AudioExtractor
+from mirage.featstore.errors import ConfigError, MissingDependencyError
+from mirage.featstore.extractors.base import AudioExtractor
 
 DIM = 88
 SR = 16000

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from featstore.extractors import _hf
-from featstore.extractors.base import AudioExtractor
-from featstore.extractors.pooling import check_pooling, lengths_to_mask, masked_pool
+from mirage.featstore.extractors import _hf
+from mirage.featstore.extractors.base import AudioExtractor
+from mirage.featstore.extractors.pooling import check_pooling, lengths_to_mask, masked_pool
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from featstore.extractors import _hf
-from featstore.extractors.base import TextExtractor
-from featstore.extractors.pooling import POOLINGS, check_pooling, masked_pool
+from mirage.featstore.extractors import _hf
+from mirage.featstore.extractors.base import TextExtractor
+from mirage.featstore.extractors.pooling import POOLINGS, check_pooling, masked_pool
 
 log = logging.getLogger(__name__)
 

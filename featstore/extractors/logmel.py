@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from featstore.extractors.base import AudioExtractor
-from featstore.extractors.pooling import check_pooling
+from mirage.featstore.extractors.base import AudioExtractor
+from mirage.featstore.extractors.pooling import check_pooling
 
 SR = 16000
 WIN, HOP, N_MELS = 400, 160, 64  # 25 ms Hann window, no zero padding (201 bins), 10 ms hop

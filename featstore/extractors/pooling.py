@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from featstore.errors import UnknownNameError
+from mirage.featstore.errors import UnknownNameError
 
 #: Pooling modes every embedding backend understands.
 POOLINGS = ("mean", "meanstd")

@@ -39,9 +39,9 @@ from typing import Any
 
 import numpy as np
 
-from featstore.errors import ConfigError, MissingDependencyError
-from featstore.extractors.base import AudioExtractor
-from featstore.extractors.pooling import check_pooling
+from mirage.featstore.errors import ConfigError, MissingDependencyError
+from mirage.featstore.extractors.base import AudioExtractor
+from mirage.featstore.extractors.pooling import check_pooling
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def convert(paths: list[Path], target: Path) -> Path:
     from transformers import WhisperConfig, WhisperFeatureExtractor
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-    from featstore.extractors.ct2 import encoder_weights
+    from mirage.featstore.extractors.ct2 import encoder_weights
 
     if (target / "config.json").is_file():
         return target
@@ -135,7 +135,7 @@ def convert(paths: list[Path], target: Path) -> Path:
                           f"unexpected {unexpected[:3]}); the weight package is not a Whisper model")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    from featstore.extractors._hf import quiet_progress
+    from mirage.featstore.extractors._hf import quiet_progress
 
     try:
         with quiet_progress():
@@ -163,7 +163,7 @@ def convert(paths: list[Path], target: Path) -> Path:
 
 def converted_folder(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
     """The transformers folder of ``name``, converting it on first use."""
-    from featstore.cache import default_cache_dir
+    from mirage.featstore.cache import default_cache_dir
 
     paths = source_files(name)
     root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
@@ -257,7 +257,7 @@ class WhisperExtractor(AudioExtractor):
         from transformers import WhisperFeatureExtractor
         from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-        from featstore.extractors._hf import quiet_progress
+        from mirage.featstore.extractors._hf import quiet_progress
 
         folder = self._folder()
         self._fe = WhisperFeatureExtractor.from_pretrained(folder, local_files_only=True)

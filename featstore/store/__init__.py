@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from featstore.errors import StoreIncompleteError, StoreNotFoundError
-from featstore.store.base import SCHEMA_VERSION, FeatureStore, verify_store
-from featstore.store.location import Location, ObjectStoreError, storage_errors
-from featstore.store.writer import FORMATS, StoreWriter, write_store
+from mirage.featstore.errors import StoreIncompleteError, StoreNotFoundError
+from mirage.featstore.store.base import SCHEMA_VERSION, FeatureStore, verify_store
+from mirage.featstore.store.location import Location, ObjectStoreError, storage_errors
+from mirage.featstore.store.writer import FORMATS, StoreWriter, write_store
 
 __all__ = ["FeatureStore", "StoreWriter", "open_store", "write_store", "verify", "verify_store", "detect_format",
            "FORMATS", "SCHEMA_VERSION", "ObjectStoreError"]
@@ -20,7 +20,7 @@ def detect_format(url: str, storage_options: dict[str, Any] | None = None) -> st
 
 
 def _detect_format(url: str, storage_options: dict[str, Any] | None) -> str | None:
-    from featstore.store.zarr_store import ZarrBackend
+    from mirage.featstore.store.zarr_store import ZarrBackend
 
     loc = Location(url, storage_options)
     loc.check_bucket()
@@ -40,8 +40,8 @@ def open_store(url: str, *, storage_options: dict[str, Any] | None = None) -> Fe
 
 
 def _open_store(url: str, storage_options: dict[str, Any] | None) -> FeatureStore:
-    from featstore.store.hdf5_store import Hdf5Backend
-    from featstore.store.zarr_store import ZarrBackend
+    from mirage.featstore.store.hdf5_store import Hdf5Backend
+    from mirage.featstore.store.zarr_store import ZarrBackend
 
     loc = Location(url, storage_options)
     kind = detect_format(loc.url, storage_options)
@@ -69,8 +69,8 @@ def _verify(url: str, storage_options: dict[str, Any] | None) -> dict[str, Any]:
 
     import numpy as np
 
-    from featstore.store.base import STATUS_PENDING
-    from featstore.store.zarr_store import META_NAME, ZarrBackend
+    from mirage.featstore.store.base import STATUS_PENDING
+    from mirage.featstore.store.zarr_store import META_NAME, ZarrBackend
 
     loc = Location(url, storage_options)
     kind = detect_format(loc.url, storage_options)

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from featstore.errors import StoreCorruptError
+from mirage.featstore.errors import StoreCorruptError
 
 SCHEMA_VERSION = 1
 STATUS_PENDING, STATUS_OK, STATUS_SKIPPED = 0, 1, 2
@@ -156,8 +156,8 @@ class FeatureStore:
         try:
             return self._backend.read(name, start, stop)
         except (ValueError, OSError, RuntimeError) as exc:  # zarr: reshape (no codec) or codec (zstd) errors
-            from featstore.errors import MirageError
-            from featstore.store.location import is_remote
+            from mirage.featstore.errors import MirageError
+            from mirage.featstore.store.location import is_remote
 
             if isinstance(exc, (MirageError, FileNotFoundError, PermissionError)) or (
                     isinstance(exc, OSError) and is_remote(self.url)):
@@ -295,7 +295,7 @@ class FeatureStore:
             return {"extractor": cfg.get("model") or cfg.get("extractor"), "dim": self.dim(kind), "config": cfg}
 
         items = self.items
-        from featstore.items import labelled_mask
+        from mirage.featstore.items import labelled_mask
 
         labelled = labelled_mask(items["label"]) if "label" in items else np.zeros(len(items), dtype=bool)
         return {

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from featstore.store.location import Location, filesystem, is_object_store, is_remote
+from mirage.featstore.store.location import Location, filesystem, is_object_store, is_remote
 
 BLOB_PREFIX = "_blob_"
 
@@ -40,7 +40,7 @@ class Hdf5Backend:
             raise _not_hdf5(url, exc) from None
 
     def attrs(self) -> dict[str, Any]:
-        from featstore.errors import StoreCorruptError, StoreNotFoundError
+        from mirage.featstore.errors import StoreCorruptError, StoreNotFoundError
 
         try:
             raw = self.file.attrs["mirage"]
@@ -90,7 +90,7 @@ def _is_format_error(exc: OSError) -> bool:
 
 def _not_hdf5(url: str, exc: OSError):
     """The typed error for a file h5py cannot open: not HDF5 at all, or a damaged one."""
-    from featstore.errors import StoreCorruptError, StoreNotFoundError
+    from mirage.featstore.errors import StoreCorruptError, StoreNotFoundError
 
     if "signature" in str(exc).lower():
         return StoreNotFoundError(f"{url}: expected a feature store (a .zarr folder or an HDF5 file), got a file that "

@@ -19,7 +19,7 @@ import time
 import uuid
 from typing import Any, Iterator
 
-from featstore.errors import ConfigError, MirageError, ObjectStoreError, StoreLockedError  # noqa: F401  (ObjectStoreError re-exported)
+from mirage.featstore.errors import ConfigError, MirageError, ObjectStoreError, StoreLockedError  # noqa: F401  (ObjectStoreError re-exported)
 
 log = logging.getLogger(__name__)
 

@@ -17,14 +17,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from featstore.errors import ConfigError, StoreCorruptError, StoreExistsError, StoreIncompleteError, StoreNotFoundError
-from featstore.store.base import (
+from mirage.featstore.errors import ConfigError, StoreCorruptError, StoreExistsError, StoreIncompleteError, StoreNotFoundError
+from mirage.featstore.store.base import (
     CHECKSUM_ALGORITHM, SCHEMA_VERSION, STATUS_OK, STATUS_PENDING, SKIPPED_COLUMNS, FeatureStore, auto_chunk_rows,
     checksum_table_bytes, chunk_checksum, compute_content_hash, table_to_bytes, tool_version,
 )
-from featstore.store.hdf5_store import write_hdf5_from
-from featstore.store.location import Location, WriterLock, storage_errors
-from featstore.store.zarr_store import BLOB_NAMES, META_NAME, ZarrBackend, compressors, zarr_store
+from mirage.featstore.store.hdf5_store import write_hdf5_from
+from mirage.featstore.store.location import Location, WriterLock, storage_errors
+from mirage.featstore.store.zarr_store import BLOB_NAMES, META_NAME, ZarrBackend, compressors, zarr_store
 
 log = logging.getLogger(__name__)
 FORMATS = ("zarr", "hdf5")
@@ -100,7 +100,7 @@ class StoreWriter:
         if self.format == "hdf5" and loc is self.target:
             if not self.target.fs.isfile(self.target.path):
                 return None
-            from featstore.store.hdf5_store import Hdf5Backend
+            from mirage.featstore.store.hdf5_store import Hdf5Backend
 
             try:
                 b = Hdf5Backend(self.target.url, self.storage_options)
@@ -239,7 +239,7 @@ class StoreWriter:
             return self._finalize(content_hash)
 
     def _finalize(self, content_hash: str | None = None) -> FeatureStore:
-        from featstore.store import open_store
+        from mirage.featstore.store import open_store
 
         if self.already_complete:
             return open_store(self.target.url, storage_options=self.storage_options)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from featstore.store.location import Location, fs_options, is_remote
+from mirage.featstore.store.location import Location, fs_options, is_remote
 
 META_NAME = "mirage.json"
 BLOB_NAMES = {"items": "items.parquet", "skipped": "skipped.parquet", "plan": "plan.parquet",

@@ -18,7 +18,7 @@ SMALL = {"hidden": 64, "proj_dim": 32, "noise_dim": 8, "batch_size": 32, "eval_s
 
 def make_store(path, *, n_per=12, audio_dim=32, text_dim=16, with_text=True, with_labels=True, seed=0,
                nan_rows=0):
-    from featstore.store import write_store
+    from mirage.featstore.store import write_store
 
     rng = np.random.default_rng(seed)
     centres = rng.normal(0, 1.6, size=(len(LABELS), audio_dim)).astype(np.float32)
@@ -60,7 +60,7 @@ def textfree_store_path(tmp_path_factory):
 
 
 def fit_small(store, out, **kw):
-    from augment.fit import fit_generator
+    from mirage.augment.fit import fit_generator
 
     args = {**SMALL, "epochs": 25, "align_epochs": 25, "seed": 0, "progress": False, **kw}
     return fit_generator(str(store), str(out), **args)

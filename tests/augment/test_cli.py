@@ -5,7 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from cli.augment import main
+from mirage.cli.augment import main
 from tests.augment.conftest import make_store
 
 

@@ -1,7 +1,7 @@
 import pytest
 
-from augment.counts import parse_band, parse_count, parse_speakers, parse_unit_float
-from featstore.errors import ConfigError
+from mirage.augment.counts import parse_band, parse_count, parse_speakers, parse_unit_float
+from mirage.featstore.errors import ConfigError
 
 
 @pytest.mark.parametrize("value,n_real,expected", [("4x", 100, 400), ("0.5x", 10, 5), ("2X", 3, 6), ("1000", None, 1000),

@@ -2,16 +2,16 @@
 
 import pytest
 
-from augment.checkpoint import read_config
-from augment.generate import generate
-from augment.shards import read_manifest
+from mirage.augment.checkpoint import read_config
+from mirage.augment.generate import generate
+from mirage.augment.shards import read_manifest
 from tests.augment.conftest import SMALL
 
 
 @pytest.fixture(scope="module")
 def demo_store(tmp_path_factory):
-    from featstore.corpora.demo import DemoCorpus
-    from featstore.extract import extract
+    from mirage.featstore.corpora.demo import DemoCorpus
+    from mirage.featstore.extract import extract
 
     tmp = tmp_path_factory.mktemp("demo")
     items = DemoCorpus(n_speakers=4, n_per_class=6).load_items(cache_dir=str(tmp / "cache"))
@@ -22,7 +22,7 @@ def demo_store(tmp_path_factory):
 
 @pytest.mark.slow
 def test_demo_mi_orderings_and_min_mi(demo_store, tmp_path):
-    from augment.fit import fit_generator
+    from mirage.augment.fit import fit_generator
 
     kw = {**SMALL, "hidden": 128, "align_epochs": 60, "seed": 0, "progress": False}
     scores = {}

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from augment.checkpoint import load_checkpoint, read_config
-from augment.fit import fit_generator
-from featstore.errors import ConfigError, StoreCorruptError, StoreExistsError, TrainingDivergedError
+from mirage.augment.checkpoint import load_checkpoint, read_config
+from mirage.augment.fit import fit_generator
+from mirage.featstore.errors import ConfigError, StoreCorruptError, StoreExistsError, TrainingDivergedError
 from tests.augment.conftest import SMALL, fit_small, make_store
 
 
@@ -21,7 +21,7 @@ def test_fit_writes_checkpoint_files(trained_model, store_path):
     assert cfg["latent"]["noise_dim"] == SMALL["noise_dim"]
     assert cfg["lambda_mi"] == 1.0 and cfg["tau"] == 0.1 and cfg["seed"] == 0
     assert cfg["speakers"] == ["s01", "s02", "s03", "s04"]
-    from featstore.store import open_store
+    from mirage.featstore.store import open_store
 
     with open_store(str(store_path)) as s:
         assert cfg["source"]["content_hash"] == s.metadata["content_hash"]
@@ -166,7 +166,7 @@ def test_levers_run(store_path, tmp_path):
 
 
 def test_check_fit_options():
-    from augment.fit import check_fit_options
+    from mirage.augment.fit import check_fit_options
 
     check_fit_options(use_text=False, lambda_mi=0.5, moment=1.0, overwrite=True)
     with pytest.raises(ConfigError, match="unknown setting"):

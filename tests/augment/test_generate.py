@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from augment import shards
-from augment.generate import generate
-from augment.shards import read_manifest
-from featstore.errors import ConfigError
-from featstore.store import open_store, verify_store
+from mirage.augment import shards
+from mirage.augment.generate import generate
+from mirage.augment.shards import read_manifest
+from mirage.featstore.errors import ConfigError
+from mirage.featstore.store import open_store, verify_store
 
 
 def _tree(root):
@@ -59,7 +59,7 @@ def test_shard_is_a_feature_store(synth, trained_model):
         assert (items["speaker"] == "synthetic").all() and (items["split"] == "synthetic").all()
         assert items["text"].str.contains("sentence").all() and items["text_utt_id"].str.startswith("s0").all()
         # the conditioning text is a real training text embedding, byte for byte
-        from augment.checkpoint import load_checkpoint
+        from mirage.augment.checkpoint import load_checkpoint
 
         b = load_checkpoint(str(trained_model))
         codes = b.codes.set_index("utt_id")
@@ -116,7 +116,7 @@ def test_moved_shard_set_is_readable(synth, tmp_path):
 def test_resume_after_a_kill(trained_model, synth, tmp_path, monkeypatch):
     out, _ = synth
     target = tmp_path / "resumed"
-    import augment.generate as g
+    import mirage.augment.generate as g
 
     real_write = g._write_shard
 
@@ -206,7 +206,7 @@ def test_manifest_lists_no_partial_shard(synth):
 def test_fsspec_urls_for_model_and_shards(store_path):
     import uuid
 
-    from augment.fit import fit_generator
+    from mirage.augment.fit import fit_generator
 
     base = f"memory://augment-test-{uuid.uuid4().hex[:8]}"
     model = fit_generator(str(store_path), f"{base}/gen", epochs=2, align_epochs=2, hidden=32, progress=False)
@@ -219,10 +219,10 @@ def test_fsspec_urls_for_model_and_shards(store_path):
 
 
 def test_lazy_package_api():
-    import augment
+    import mirage.augment as augment
 
-    from augment.fit import fit_generator
-    from augment.generate import GenerateResult
+    from mirage.augment.fit import fit_generator
+    from mirage.augment.generate import GenerateResult
 
     assert augment.fit_generator is fit_generator and augment.read_manifest is read_manifest
     assert augment.GenerateResult is GenerateResult

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from augment.inspect import c2st_accuracy, inspect_shards
+from mirage.augment.inspect import c2st_accuracy, inspect_shards
 
 
 def test_c2st_of_a_copy_is_chance_and_of_shifted_data_is_one():
@@ -29,7 +29,7 @@ def test_c2st_of_a_copy_is_chance_and_of_shifted_data_is_one():
 
 @pytest.fixture(scope="module")
 def synth(ser_model, tmp_path_factory):
-    from augment.generate import generate
+    from mirage.augment.generate import generate
 
     out = tmp_path_factory.mktemp("c2st") / "synth"
     generate(ser_model, out, n=120, shard_size=60, seed=0, progress=False)
@@ -37,7 +37,7 @@ def synth(ser_model, tmp_path_factory):
 
 
 def _store_like(path, x):
-    from featstore.store import write_store
+    from mirage.featstore.store import write_store
 
     items = pd.DataFrame({"utt_id": [f"u{i:05d}" for i in range(len(x))], "path": "", "speaker": "x", "label": "angry",
                           "split": "train", "duration_s": 1.0, "text": ""})
@@ -55,8 +55,8 @@ def test_inspect_scores_each_shard_against_the_source_store(synth):
 
 
 def test_inspect_c2st_against_a_copy_and_a_shifted_copy(synth, tmp_path):
-    from featstore.store import open_store
-    from augment.shards import read_manifest
+    from mirage.featstore.store import open_store
+    from mirage.augment.shards import read_manifest
 
     df = read_manifest(str(synth))
     x = np.concatenate([open_store(p).read("audio") for p in df["path_abs"]])
@@ -75,7 +75,7 @@ def test_inspect_reports_null_with_a_reason_when_the_store_is_gone(synth, tmp_pa
 
 
 def test_cli_inspect_json_has_c2st_acc(synth):
-    from cli.augment import main
+    from mirage.cli.augment import main
 
     res = CliRunner().invoke(main, ["inspect", str(synth), "--json"])
     assert res.exit_code == 0, res.output

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.augment import main
-from featstore.errors import CheckpointError, ConfigError, MirageError
+from mirage.cli.augment import main
+from mirage.featstore.errors import CheckpointError, ConfigError, MirageError
 
 
 def _invoke(*args):
@@ -48,7 +48,7 @@ def _generate_refused(model, out):
 
 
 def test_untampered_generator_loads(model_copy, tmp_path):
-    from augment.checkpoint import load_checkpoint
+    from mirage.augment.checkpoint import load_checkpoint
 
     cfg = json.loads((model_copy / "config.json").read_text())
     assert set(cfg["checksums"]) == {"algorithm", "weights.safetensors", "codes.parquet"}
@@ -71,7 +71,7 @@ def test_flipped_byte_in_weights_of_an_old_checkpoint(model_copy, tmp_path):
     cfg = json.loads(cfg_path.read_text())
     del cfg["checksums"]
     cfg_path.write_text(json.dumps(cfg, sort_keys=True, indent=1))
-    from augment.checkpoint import load_checkpoint
+    from mirage.augment.checkpoint import load_checkpoint
 
     load_checkpoint(str(model_copy))  # intact: loads
     _flip(model_copy / "weights.safetensors")
@@ -80,7 +80,7 @@ def test_flipped_byte_in_weights_of_an_old_checkpoint(model_copy, tmp_path):
 
 
 def test_truncated_and_garbage_files(model_copy, tmp_path):
-    from augment.checkpoint import load_checkpoint
+    from mirage.augment.checkpoint import load_checkpoint
 
     w = model_copy / "weights.safetensors"
     good = w.read_bytes()
@@ -100,7 +100,7 @@ def test_garbage_with_matching_checksums_is_still_one_line(model_copy, tmp_path)
     """A file replaced together with its checksum (so only parsing can fail)."""
     import hashlib
 
-    from augment.checkpoint import load_checkpoint
+    from mirage.augment.checkpoint import load_checkpoint
 
     garbage = b"\x08\x00\x00\x00\x00\x00\x00\x00{garbage"
     (model_copy / "weights.safetensors").write_bytes(garbage)
@@ -143,7 +143,7 @@ def test_huge_n_is_refused_up_front(trained_model, tmp_path):
 def test_disk_check_counts_what_is_free(trained_model, tmp_path, monkeypatch):
     from collections import namedtuple
 
-    import augment.generate as gen
+    import mirage.augment.generate as gen
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(gen.shutil, "disk_usage", lambda p: usage(10**6, 10**6 - 1000, 1000))
@@ -153,11 +153,11 @@ def test_disk_check_counts_what_is_free(trained_model, tmp_path, monkeypatch):
 
 
 def test_streamed_plan_is_exact_and_bounded(trained_model, monkeypatch):
-    from augment.checkpoint import load_checkpoint
-    from augment.generate import LabelPlan
-    from augment.sampling import CodeSpec, exact_counts
+    from mirage.augment.checkpoint import load_checkpoint
+    from mirage.augment.generate import LabelPlan
+    from mirage.augment.sampling import CodeSpec, exact_counts
 
-    import augment.generate as gen
+    import mirage.augment.generate as gen
 
     spec = CodeSpec.from_bundle(load_checkpoint(str(trained_model)))
     monkeypatch.setattr(gen, "WHOLE_PLAN_MAX", 10)
@@ -177,8 +177,8 @@ def test_streamed_plan_is_exact_and_bounded(trained_model, monkeypatch):
 
 
 def test_streamed_generate_end_to_end(trained_model, tmp_path, monkeypatch):
-    import augment.generate as gen
-    from augment.shards import read_manifest, read_run
+    import mirage.augment.generate as gen
+    from mirage.augment.shards import read_manifest, read_run
 
     monkeypatch.setattr(gen, "WHOLE_PLAN_MAX", 10)
     res = gen.generate(str(trained_model), str(tmp_path / "o"), n=120, shard_size=50, progress=False)

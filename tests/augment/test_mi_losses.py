@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from augment.losses import info_nce_unique, mode_seeking, moment_matching, symmetric_contrastive
-from augment.mi import entropy_nats, mi_t_bound, mi_y_bound, normalised_score, score_samples
+from mirage.augment.losses import info_nce_unique, mode_seeking, moment_matching, symmetric_contrastive
+from mirage.augment.mi import entropy_nats, mi_t_bound, mi_y_bound, normalised_score, score_samples
 
 
 def test_entropy():
@@ -94,7 +94,7 @@ def test_diversity_and_moment_terms():
 
 
 def test_text_identities_follow_the_transcript():
-    from augment.data import text_identities
+    from mirage.augment.data import text_identities
 
     emb = np.array([[1.0, 0.0], [1.0, 1e-7], [0.0, 1.0], [0.0, 1.0]], dtype=np.float32)
     # same sentence embedded in two batches differs in the last bits: still one identity

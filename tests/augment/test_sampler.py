@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from augment.sampler import FittedGenerator
-from featstore.errors import ConfigError
-from featstore.store import open_store
+from mirage.augment.sampler import FittedGenerator
+from mirage.featstore.errors import ConfigError
+from mirage.featstore.store import open_store
 
 
 def test_sample_gives_store_space_rows_for_the_asked_labels(trained_model, store_path):

@@ -7,10 +7,10 @@ import os
 
 import pytest
 
-from featstore.corpora import corpus_names, get_corpus, list_corpora
-from featstore.corpora.base import Corpus
-from featstore.errors import ConfigError, CorpusFormatError, CorpusNotFoundError, UnknownNameError
-from featstore.items import CANONICAL_LABELS, ITEM_COLUMNS
+from mirage.featstore.corpora import corpus_names, get_corpus, list_corpora
+from mirage.featstore.corpora.base import Corpus
+from mirage.featstore.errors import ConfigError, CorpusFormatError, CorpusNotFoundError, UnknownNameError
+from mirage.featstore.items import CANONICAL_LABELS, ITEM_COLUMNS
 from tests.conftest import shared_corpus
 from tests.fixtures import corpora as fx
 
@@ -275,7 +275,7 @@ def test_csv_table_malformed(tmp_path, text, expect):
 
 
 def test_csv_table_empty_label_is_unlabelled(tmp_path):
-    from featstore.items import labelled_mask
+    from mirage.featstore.items import labelled_mask
 
     text = "path,label,speaker\nclips/a.wav,sad,s1\nclips/b.wav,,s1\n"
     df = get_corpus("csv").load_items(fx.make_csv(tmp_path, text=text))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import featstore.corpora.demo as demo
-from featstore.corpora import get_corpus
-from featstore.corpora.demo import DemoCorpus, make_speakers, synthesize_utterance
-from featstore.errors import ConfigError
+import mirage.featstore.corpora.demo as demo
+from mirage.featstore.corpora import get_corpus
+from mirage.featstore.corpora.demo import DemoCorpus, make_speakers, synthesize_utterance
+from mirage.featstore.errors import ConfigError
 
 
 @pytest.fixture(scope="module")

@@ -16,10 +16,10 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from cli.featstore import main as featstore_cli
-from featstore.errors import BadAudioError, StoreLockedError
-from featstore.extract import extract, length_batches
-from featstore.store import open_store, verify
+from mirage.cli.featstore import main as featstore_cli
+from mirage.featstore.errors import BadAudioError, StoreLockedError
+from mirage.featstore.extract import extract, length_batches
+from mirage.featstore.store import open_store, verify
 
 SR = 16000
 
@@ -151,10 +151,10 @@ def test_hdf5_and_zarr_hold_the_same_values(tmp_path):
 
 
 def test_second_writer_refused_in_process(tmp_path):
-    from featstore.store import StoreWriter
+    from mirage.featstore.store import StoreWriter
 
     table = write_corpus(tmp_path / "c", n=8)
-    from featstore.corpora import get_corpus
+    from mirage.featstore.corpora import get_corpus
 
     items = get_corpus("csv").load_items(str(table))
     with StoreWriter(str(tmp_path / "s.zarr"), plan=items, arrays={"audio": 4}, metadata={}):

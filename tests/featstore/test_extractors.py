@@ -9,15 +9,15 @@ import sys
 import numpy as np
 import pytest
 
-from featstore.errors import ConfigError, MirageError, MissingDependencyError, UnknownNameError
-from featstore.extractors import (
+from mirage.featstore.errors import ConfigError, MirageError, MissingDependencyError, UnknownNameError
+from mirage.featstore.extractors import (
     extractor_from_config,
     get_audio_extractor,
     get_loaded,
     get_text_extractor,
     list_extractors,
 )
-from featstore.extractors.base import AudioExtractor, TextExtractor
+from mirage.featstore.extractors.base import AudioExtractor, TextExtractor
 
 SR = 16000
 
@@ -158,8 +158,8 @@ def test_logmel_config_round_trip():
 
 
 def test_get_loaded_loads_once_per_fingerprint(monkeypatch):
-    from featstore import extractors
-    from featstore.extractors.logmel import LogMelExtractor
+    from mirage.featstore import extractors
+    from mirage.featstore.extractors.logmel import LogMelExtractor
 
     extractors.clear_loaded()
     calls = []

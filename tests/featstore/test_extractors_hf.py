@@ -7,8 +7,8 @@ import pickle
 import numpy as np
 import pytest
 
-from featstore.errors import ConfigError
-from featstore.extractors import extractor_from_config, get_audio_extractor, get_loaded, get_text_extractor
+from mirage.featstore.errors import ConfigError
+from mirage.featstore.extractors import extractor_from_config, get_audio_extractor, get_loaded, get_text_extractor
 from tests.fixtures.models import build_bert, tiny_ast, tiny_bert, tiny_hubert_groupnorm, tiny_wav2vec2  # noqa: F401
 
 SR = 16000

@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from featstore.errors import (
+from mirage.featstore.errors import (
     StoreCorruptError, StoreExistsError, StoreIncompleteError, StoreLockedError, StoreNotFoundError,
 )
-from featstore.store import StoreWriter, open_store, verify, verify_store, write_store
-from featstore.store.base import STATUS_OK, STATUS_SKIPPED, auto_chunk_rows
+from mirage.featstore.store import StoreWriter, open_store, verify, verify_store, write_store
+from mirage.featstore.store.base import STATUS_OK, STATUS_SKIPPED, auto_chunk_rows
 
 
 def make_items(n: int) -> pd.DataFrame:
@@ -343,9 +343,9 @@ def test_write_store_hashes_from_memory_the_value_read_back(tmp_path):
     written store: mixed utt_id lengths, unsorted ids, 1-D/2-D/3-D arrays, float64 input, both formats."""
     import pandas as pd
 
-    from featstore.store import open_store, write_store
-    from featstore.store.base import compute_content_hash
-    from featstore.store.writer import content_hash_of
+    from mirage.featstore.store import open_store, write_store
+    from mirage.featstore.store.base import compute_content_hash
+    from mirage.featstore.store.writer import content_hash_of
 
     rng = np.random.default_rng(0)
     for n in (1, 300):
@@ -365,7 +365,7 @@ def test_stores_checksummed_with_zlib_crc32_stay_verified(tmp_path):
     import json
     import zlib
 
-    from featstore.store.base import chunk_checksum
+    from mirage.featstore.store.base import chunk_checksum
 
     x = np.arange(64, dtype=np.float32).reshape(16, 4)
     assert chunk_checksum(x, "crc32") == zlib.crc32(x.tobytes()) & 0xFFFFFFFF

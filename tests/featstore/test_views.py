@@ -11,11 +11,11 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from cli.featstore import main as featstore_cli
-from featstore import views as V
-from featstore.errors import ConfigError
-from featstore.extract import extract
-from featstore.store import open_store, verify
+from mirage.cli.featstore import main as featstore_cli
+from mirage.featstore import views as V
+from mirage.featstore.errors import ConfigError
+from mirage.featstore.extract import extract
+from mirage.featstore.store import open_store, verify
 
 SR = 16000
 
@@ -156,7 +156,7 @@ def test_extract_with_views_rows_columns_info_and_resume(tmp_path):
                    views=views, seed=1, chunk_rows=16, progress=False).store
     assert twin.content_hash() == s.content_hash()
     # the views are part of the plan fingerprint: other views (or seed) refuse to resume into the store
-    from featstore.errors import StoreExistsError
+    from mirage.featstore.errors import StoreExistsError
 
     with pytest.raises(StoreExistsError):
         extract("csv", root=str(table), store=store, audio_model="logmel", text_model="none", views="clean,reverb",
@@ -165,7 +165,7 @@ def test_extract_with_views_rows_columns_info_and_resume(tmp_path):
 
 def test_extract_views_resume_after_partial_run(tmp_path, monkeypatch):
     """A run that dies half way resumes to the same store as an uninterrupted one."""
-    import featstore.extract as E
+    import mirage.featstore.extract as E
 
     table = write_corpus(tmp_path / "corpus", n=12)
     kw = dict(root=str(table), audio_model="logmel", text_model="none", views="clean,noise:snr=5", seed=2,
@@ -236,7 +236,7 @@ def test_emodb_views_contract(tmp_path):
 
 def test_cli_views_store_feeds_train_fit_test_views_and_mtl(tmp_path):
     """featstore extract --views clean,noise:snr=10,noise:snr=0 -> train fit --test-views noise:snr=10,0 and mtl-aug."""
-    from cli.train import main as train_cli
+    from mirage.cli.train import main as train_cli
 
     table = write_corpus(tmp_path / "corpus", n=12)
     store = str(tmp_path / "s.zarr")

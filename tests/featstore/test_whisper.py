@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.featstore import main as featstore_cli
-from featstore.errors import ConfigError, MissingDependencyError
-from featstore.extract import extract
-from featstore.extractors import get_audio_extractor, list_extractors
-from featstore.extractors import whisper as whisper_mod
-from featstore.extractors.ct2 import CT2FormatError, encoder_weights
-from featstore.extractors.whisper import WhisperExtractor, convert, source_files
-from featstore.store import open_store
+from mirage.cli.featstore import main as featstore_cli
+from mirage.featstore.errors import ConfigError, MissingDependencyError
+from mirage.featstore.extract import extract
+from mirage.featstore.extractors import get_audio_extractor, list_extractors
+from mirage.featstore.extractors import whisper as whisper_mod
+from mirage.featstore.extractors.ct2 import CT2FormatError, encoder_weights
+from mirage.featstore.extractors.whisper import WhisperExtractor, convert, source_files
+from mirage.featstore.store import open_store
 from tests.featstore.test_extract import write_corpus
 from tests.fixtures.ct2 import ct2_bytes, write_tiny_ct2
 

@@ -18,7 +18,7 @@ def count_loads() -> int:
     (``transformers.AutoModel.from_pretrained`` calls, keyed by model folder name) from now on."""
     from transformers import AutoModel
 
-    from featstore.extractors import clear_loaded
+    from mirage.featstore.extractors import clear_loaded
 
     clear_loaded()
     LOADS.clear()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from cli.featstore import main as featstore_cli
-from featstore.dask_utils import ClusterError
-from featstore.extract import extract
-from featstore.store import open_store, verify
+from mirage.cli.featstore import main as featstore_cli
+from mirage.featstore.dask_utils import ClusterError
+from mirage.featstore.extract import extract
+from mirage.featstore.store import open_store, verify
 from tests.featstore.test_extract import write_corpus
 from tests.integration import probes
 
@@ -56,7 +56,7 @@ def test_unreachable_scheduler_is_a_one_line_error(tmp_path, monkeypatch):
 def test_cluster_failures_become_one_line_cluster_errors():
     from distributed.scheduler import KilledWorker
 
-    from featstore.dask_utils import cluster_failure
+    from mirage.featstore.dask_utils import cluster_failure
 
     worker = type("WorkerState", (), {"address": "tcp://127.0.0.1:1"})()
     err = cluster_failure(KilledWorker("embed-x-16", worker, 3), "unit embed-x-16")

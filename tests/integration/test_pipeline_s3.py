@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from cli.augment import main as augment_cli
-from cli.featstore import main as featstore_cli
-from cli.train import main as train_cli
+from mirage.cli.augment import main as augment_cli
+from mirage.cli.featstore import main as featstore_cli
+from mirage.cli.train import main as train_cli
 from tests.featstore.test_extract import write_corpus
 from tests.integration.servers import new_bucket, s3_env
 
@@ -61,7 +61,7 @@ def _results(obj):
 
 
 def _shard_hashes(syn: str, storage_options: dict | None) -> list[str]:
-    from augment.shards import read_manifest
+    from mirage.augment.shards import read_manifest
 
     return read_manifest(f"{syn}/manifest.parquet", storage_options=storage_options)["shard_content_hash"].tolist()
 

@@ -14,9 +14,9 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from cli.featstore import main as featstore_cli
-from featstore.extract import extract
-from featstore.store import ObjectStoreError, open_store
+from mirage.cli.featstore import main as featstore_cli
+from mirage.featstore.extract import extract
+from mirage.featstore.store import ObjectStoreError, open_store
 from tests.featstore.test_extract import SR, featstore_exe, tone, write_corpus
 
 
@@ -141,8 +141,8 @@ def test_object_store_mistakes_are_one_line_errors(tmp_path, s3, monkeypatch):
 
 
 def test_s3_lock_from_another_host_is_taken_over_only_when_stale(s3, monkeypatch):
-    from featstore.errors import StoreLockedError
-    from featstore.store.location import LOCK_NAME, Location, WriterLock
+    from mirage.featstore.errors import StoreLockedError
+    from mirage.featstore.store.location import LOCK_NAME, Location, WriterLock
 
     loc = Location(s3.url("locked.zarr"), s3.storage_options)
     other = {"host": "another-container", "pid": 1, "id": "x", "time": time.time() - 600}

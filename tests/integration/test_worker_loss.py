@@ -11,9 +11,9 @@ import traceback
 
 import soundfile as sf
 
-from featstore.dask_utils import ClusterError
-from featstore.extract import extract
-from featstore.store import verify
+from mirage.featstore.dask_utils import ClusterError
+from mirage.featstore.extract import extract
+from mirage.featstore.store import verify
 from tests.featstore.test_extract import SR, tone, write_corpus
 from tests.integration import probes
 from tests.integration.servers import kill_group

@@ -32,7 +32,7 @@ def two_speaker_store(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _fresh_store_cache():
-    from train.loaders import clear_store_cache
+    from mirage.train.loaders import clear_store_cache
 
     clear_store_cache()
     yield

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from featstore.store import write_store
+from mirage.featstore.store import write_store
 
 LABELS = ("angry", "happy", "neutral", "sad")
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.train import main
-from featstore.errors import ConfigError
-from train.baselines import anchor_indices, apportion, augment_baseline
-from train.compare import compare, parse_methods
+from mirage.cli.train import main
+from mirage.featstore.errors import ConfigError
+from mirage.train.baselines import anchor_indices, apportion, augment_baseline
+from mirage.train.compare import compare, parse_methods
 
 
 SMALL_GAN = {"hidden": 32, "proj_dim": 16, "noise_dim": 8, "batch_size": 32, "eval_samples": 64,
@@ -48,7 +48,7 @@ def test_compare_baselines(two_speaker_store, tmp_path):
     assert md.startswith("| method |") and "smote" in md and md == res.markdown + "\n"
     assert (tmp_path / "cmp" / "compare.png").exists()
     # `none` is exactly `train fit` without synthetic data (same folds, same classifier seeds)
-    from train.fit import fit
+    from mirage.train.fit import fit
 
     plain = fit(two_speaker_store, str(tmp_path / "fit"), seed=0)
     assert plain.metrics["uar_mean"] == table["none"]["uar_mean"]
@@ -73,7 +73,7 @@ def _fake_generator(log_path):
     """Stands in for augment fit + generate: fixture shards from a 'generator' trained without the excluded speakers.
 
     Calls are logged to a file: Dask serialises the task, so a list would be filled in a copy."""
-    from featstore.store import open_store
+    from mirage.featstore.store import open_store
     from tests.train.helpers import make_shards
 
     def fake(store, out_dir, *, mode, exclude_speakers, include_utt_ids, lambda_mi, n_items, min_mi, seed,
@@ -92,7 +92,7 @@ def _fake_generator(log_path):
 def test_compare_orchestrates_a_generator_per_fold_on_dask(two_speaker_store, tmp_path, monkeypatch):
     from distributed import LocalCluster
 
-    import train.compare as cmp
+    import mirage.train.compare as cmp
 
     log = tmp_path / "calls.jsonl"
 
@@ -118,7 +118,7 @@ def test_compare_orchestrates_a_generator_per_fold_on_dask(two_speaker_store, tm
 
 
 def test_compare_with_the_real_generator(two_speaker_store, tmp_path):
-    from train.synthetic import read_manifest
+    from mirage.train.synthetic import read_manifest
 
     compare(two_speaker_store, str(tmp_path / "a"), methods="infogan", n="1x", seed=0, generator_options=SMALL_GAN)
     table = json.loads((tmp_path / "a" / "compare.json").read_text())

@@ -7,8 +7,8 @@ import pytest
 
 @pytest.fixture(scope="module")
 def demo_store(tmp_path_factory):
-    from featstore.corpora import get_corpus
-    from featstore.extract import extract
+    from mirage.featstore.corpora import get_corpus
+    from mirage.featstore.extract import extract
 
     cache = tmp_path_factory.getbasetemp() / "cache" / "mirage"
     items = get_corpus("demo", n_speakers=4, n_per_class=6).load_items(cache_dir=cache)
@@ -18,7 +18,7 @@ def demo_store(tmp_path_factory):
 
 
 def test_demo_store_beats_chance_clearly(demo_store, tmp_path):
-    from train.fit import fit
+    from mirage.train.fit import fit
 
     res = fit(demo_store, str(tmp_path / "r"), evaluation="loso")
     m = res.metrics

@@ -9,15 +9,15 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from cli.train import main as train_cli
-from featstore.errors import CheckpointError, ConfigError
-from featstore.extract import extract
-from featstore.store import write_store
+from mirage.cli.train import main as train_cli
+from mirage.featstore.errors import CheckpointError, ConfigError
+from mirage.featstore.extract import extract
+from mirage.featstore.store import write_store
 from tests.featstore.test_extract import write_corpus
 from tests.train.helpers import make_real_store
 from tests.train.test_layers import make_layered_store
-from train.final import load_final, predict_audio, predict_store
-from train.fit import fit
+from mirage.train.final import load_final, predict_audio, predict_store
+from mirage.train.fit import fit
 
 
 def test_final_model_labels_its_store_and_is_reproducible(tmp_path):

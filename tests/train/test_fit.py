@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.train import main
-from featstore.errors import ConfigError, LeakageError
-from featstore.store import open_store
+from mirage.cli.train import main
+from mirage.featstore.errors import ConfigError, LeakageError
+from mirage.featstore.store import open_store
 from tests.train.helpers import LABELS, make_real_store, make_shards
-from train.dataset import assemble, load_real
-from train.fit import fit
-from train.folds import make_folds
-from train.synthetic import load_synthetic, read_manifests
+from mirage.train.dataset import assemble, load_real
+from mirage.train.fit import fit
+from mirage.train.folds import make_folds
+from mirage.train.synthetic import load_synthetic, read_manifests
 
 KEYS = {"uar_mean", "uar_std", "folds", "wa", "macro_f1", "confusion", "labels", "chance_uar", "config"}
 FOLD_KEYS = {"test_speakers", "uar", "n_train_real", "n_train_synthetic"}
@@ -71,7 +71,7 @@ def test_min_mi_skips_shards_without_opening_them(real_store, tmp_path, monkeypa
     manifest = make_shards(tmp_path / "syn", open_store(real_store), trained_speakers=["99"], n_items=20,
                            mi_scores=(0.3, 0.7, 0.5))
     opened = []
-    import featstore.store as fs_store
+    import mirage.featstore.store as fs_store
 
     orig = fs_store.open_store
 
@@ -136,8 +136,8 @@ def test_bad_inputs_are_config_errors(real_store, tmp_path):
 
 
 def test_h_t_pred_pairs_use_the_conditioning_item_when_it_is_in_the_fold(real_store):
-    from train.dataset import _paired_real
-    from train.synthetic import SyntheticData
+    from mirage.train.dataset import _paired_real
+    from mirage.train.synthetic import SyntheticData
 
     real = load_real(real_store, mode="multimodal")
     train_idx = np.arange(40, 200)  # speaker 01 (rows 0..39) held out

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from featstore.errors import ConfigError, LeakageError
-from train.folds import assign_shards, make_folds
+from mirage.featstore.errors import ConfigError, LeakageError
+from mirage.train.folds import assign_shards, make_folds
 
 
 def _items(n_spk=4, per=6, session=False, splits=None):

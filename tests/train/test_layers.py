@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.train import main as train_cli
-from featstore.errors import ConfigError
-from featstore.store import open_store, write_store
+from mirage.cli.train import main as train_cli
+from mirage.featstore.errors import ConfigError
+from mirage.featstore.store import open_store, write_store
 from tests.train.helpers import make_real_store
-from train.fit import fit
-from train.layers import fit_layer_weights, weighted_view
+from mirage.train.fit import fit
+from mirage.train.layers import fit_layer_weights, weighted_view
 
 
 def make_layered_store(tmp_path, informative: int = 2, n_states: int = 4):

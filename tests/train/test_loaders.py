@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from featstore.store import FeatureStore, open_store
-from train.loaders import BlockStream, Source, load_rows, make_loader, plan_blocks, row_moments
-from train.shuffle import ShuffleBuffer
+from mirage.featstore.store import FeatureStore, open_store
+from mirage.train.loaders import BlockStream, Source, load_rows, make_loader, plan_blocks, row_moments
+from mirage.train.shuffle import ShuffleBuffer
 
 
 def _source(url, rows=None, columns=("audio",)):
@@ -137,7 +137,7 @@ def test_rows_must_be_ascending(rowid_store):
 
 
 def test_hdf5_stores_read_the_same(rowid_store, tmp_path):
-    from featstore.store import write_store
+    from mirage.featstore.store import write_store
 
     src = open_store(rowid_store)
     items = src.items.sort_values("row").drop(columns="row").reset_index(drop=True)
@@ -153,7 +153,7 @@ def test_hdf5_stores_read_the_same(rowid_store, tmp_path):
 
 def test_a_rewritten_store_is_reread(tmp_path):
     from tests.train.helpers import make_real_store
-    from train.loaders import cached_store, store_token
+    from mirage.train.loaders import cached_store, store_token
 
     url = str(tmp_path / "s.zarr")
     first = make_real_store(url, seed=0)

@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from featstore.errors import ConfigError
+from mirage.featstore.errors import ConfigError
 
 
 def _offset_store(path, *, n_speakers=6, per_class=10, dim=16, seed=0):
     """Weak class signal under big per-speaker offsets and scales: LOSO suffers unless speakers are normalised."""
-    from featstore.store import write_store
+    from mirage.featstore.store import write_store
 
     rng = np.random.default_rng(seed)
     labels = ("angry", "happy", "neutral", "sad")
@@ -38,7 +38,7 @@ def offset_store(tmp_path_factory):
 
 
 def test_speaker_normalisation_removes_speaker_offsets(offset_store, tmp_path):
-    from train.fit import fit
+    from mirage.train.fit import fit
 
     glob = fit(offset_store, str(tmp_path / "g"), seed=0)
     spk = fit(offset_store, str(tmp_path / "s"), seed=0, normalise="speaker")
@@ -48,7 +48,7 @@ def test_speaker_normalisation_removes_speaker_offsets(offset_store, tmp_path):
 
 
 def test_global_is_the_default_and_none_is_raw(real_store, tmp_path):
-    from train.fit import fit
+    from mirage.train.fit import fit
 
     default = fit(real_store, str(tmp_path / "d"), seed=0)
     explicit = fit(real_store, str(tmp_path / "e"), seed=0, normalise="global")
@@ -59,8 +59,8 @@ def test_global_is_the_default_and_none_is_raw(real_store, tmp_path):
 
 
 def test_normalise_speakers_uses_each_speakers_own_rows(real_store):
-    from train.dataset import assemble, load_real, normalise_speakers
-    from train.folds import make_folds
+    from mirage.train.dataset import assemble, load_real, normalise_speakers
+    from mirage.train.folds import make_folds
 
     real = load_real(real_store)
     fold = make_folds(real.items, real.metadata, "loso")[0]
@@ -81,8 +81,8 @@ def test_normalise_speakers_uses_each_speakers_own_rows(real_store):
 
 
 def test_bad_values_and_stream_are_refused(real_store, tmp_path):
-    from train.compare import compare
-    from train.fit import fit
+    from mirage.train.compare import compare
+    from mirage.train.fit import fit
 
     with pytest.raises(ConfigError, match="--normalise"):
         fit(real_store, str(tmp_path / "a"), normalise="per-speaker")
@@ -93,7 +93,7 @@ def test_bad_values_and_stream_are_refused(real_store, tmp_path):
 
 
 def test_cli_fit_and_compare_accept_normalise_speaker(offset_store, tmp_path):
-    from cli.train import main
+    from mirage.cli.train import main
 
     runner = CliRunner()
     assert "transductive" in runner.invoke(main, ["fit", "--help"]).output
@@ -114,8 +114,8 @@ def test_cli_fit_and_compare_accept_normalise_speaker(offset_store, tmp_path):
 
 def test_generators_are_fitted_in_the_speaker_normalised_space(two_speaker_store, tmp_path, monkeypatch):
     """With --normalise speaker each fold's generator sees a store of its training rows z-scored per speaker."""
-    import train.compare as cmp
-    from featstore.store import open_store
+    import mirage.train.compare as cmp
+    from mirage.featstore.store import open_store
     from tests.train.helpers import make_shards
 
     seen = []

@@ -10,8 +10,8 @@ from tests.conftest import shared_corpus
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_emodb_logmel_loso_is_well_above_chance(tmp_path):
-    from featstore.extract import extract
-    from train.fit import fit
+    from mirage.featstore.extract import extract
+    from mirage.train.fit import fit
 
     root = shared_corpus("emodb")
     url = str(tmp_path / "emodb.zarr")

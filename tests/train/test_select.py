@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from featstore.errors import ConfigError
+from mirage.featstore.errors import ConfigError
 
 FAST = {"max_iter": 30}
 
@@ -23,9 +23,9 @@ def four_speaker_store(tmp_path_factory):
 
 
 def test_inner_folds_use_outer_training_speakers_only(four_speaker_store):
-    from train.dataset import load_real
-    from train.folds import make_folds
-    from train.select import grid, inner_folds
+    from mirage.train.dataset import load_real
+    from mirage.train.folds import make_folds
+    from mirage.train.select import grid, inner_folds
 
     real = load_real(four_speaker_store)
     speakers = real.items["speaker"].astype(str).to_numpy()
@@ -41,7 +41,7 @@ def test_inner_folds_use_outer_training_speakers_only(four_speaker_store):
 
 
 def test_auto_and_select_inner(four_speaker_store, tmp_path):
-    from train.compare import compare
+    from mirage.train.compare import compare
 
     compare(four_speaker_store, str(tmp_path / "a"), methods="none,noise,auto", n="1x", seed=0, classifier_options=FAST)
     table = json.loads((tmp_path / "a" / "compare.json").read_text())
@@ -69,8 +69,8 @@ def test_auto_and_select_inner(four_speaker_store, tmp_path):
 
 
 def test_select_cli_and_bad_values(four_speaker_store, tmp_path):
-    from cli.train import main
-    from train.compare import compare
+    from mirage.cli.train import main
+    from mirage.train.compare import compare
 
     with pytest.raises(ConfigError, match="--select"):
         compare(four_speaker_store, str(tmp_path / "x"), methods="none", select="outer")

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from train.stats import bootstrap_ci, paired_vs_none, wilcoxon_p
+from mirage.train.stats import bootstrap_ci, paired_vs_none, wilcoxon_p
 
 
 def _folds(values):
@@ -55,7 +55,7 @@ def test_bootstrap_is_deterministic_per_seed():
 
 def test_compare_json_md_carry_the_statistics(tmp_path):
     from tests.train.helpers import make_real_store
-    from train.compare import compare
+    from mirage.train.compare import compare
 
     store = tmp_path / "r.zarr"
     make_real_store(store, n_speakers=4, per_class=6)

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from cli.train import main as train_cli
-from featstore.errors import ConfigError
-from featstore.store import open_store, write_store
-from train.dataset import real_items
-from train.folds import make_folds
+from mirage.cli.train import main as train_cli
+from mirage.featstore.errors import ConfigError
+from mirage.featstore.store import open_store, write_store
+from mirage.train.dataset import real_items
+from mirage.train.folds import make_folds
 
 LABELS = ("angry", "happy", "neutral", "sad")
 FAST = ["--mtl-option", "epochs=40", "--mtl-option", "hidden=32"]
@@ -78,7 +78,7 @@ def test_real_items_leaves_unlabelled_out(view_store):
 
 
 def test_fit_trains_on_views_tests_clean_and_reports_uar_by_view(view_store, tmp_path):
-    from train.fit import fit
+    from mirage.train.fit import fit
 
     res = fit(view_store, str(tmp_path / "r"), test_views="noise:snr=10,0")
     m = res.metrics
@@ -103,7 +103,7 @@ def test_test_views_missing_in_store_is_one_line(view_store, tmp_path):
     assert "noise:snr=5, which it lacks" in r.output and "re-extract with --views clean,noise:snr=10,noise:snr=0,noise:snr=5" in r.output
     assert len(r.output.strip().splitlines()) == 1
     with pytest.raises(ConfigError, match="expected a comma-separated view list"):
-        from train.fit import fit
+        from mirage.train.fit import fit
 
         fit(view_store, str(tmp_path / "x"), test_views="loud")
 
@@ -127,7 +127,7 @@ def test_mtl_aug_cli_writes_uar_mean_and_is_deterministic(view_store, tmp_path):
 
 
 def test_mtl_aug_ablations_and_settings(view_store, tmp_path):
-    from train.mtl import MtlConfig, fit_mtl
+    from mirage.train.mtl import MtlConfig, fit_mtl
 
     res = fit_mtl(view_store, str(tmp_path / "a"), options={"epochs": 4, "hidden": 16}, ablations=True)
     doc = json.loads((tmp_path / "a" / "ablations.json").read_text())
@@ -144,14 +144,14 @@ def test_mtl_aug_ablations_and_settings(view_store, tmp_path):
 
 def test_mtl_aug_on_plain_store(real_store, tmp_path):
     """No views, no unlabelled items: one aug type (head skipped), decoder reconstructs the row."""
-    from train.mtl import fit_mtl
+    from mirage.train.mtl import fit_mtl
 
     m = fit_mtl(real_store, str(tmp_path / "p"), options={"epochs": 4, "hidden": 16}).metrics
     assert m["n_folds"] == 5 and m["config"]["aug_types"] == ["clean"] and 0 <= m["uar_mean"] <= 1
 
 
 def test_fit_does_not_crash_on_unlabelled_items(tmp_path):
-    from train.fit import fit
+    from mirage.train.fit import fit
 
     path = tmp_path / "u.zarr"
     make_view_store(path, snrs=(), unlabelled=3)
@@ -192,7 +192,7 @@ def test_cross_maps_labels_standardises_on_train_and_writes_metrics(tmp_path):
 
 
 def test_cross_standardises_on_training_corpora_only(tmp_path, monkeypatch):
-    import train.cross as C
+    import mirage.train.cross as C
 
     a = make_view_store(tmp_path / "a.zarr", snrs=(), seed=0)
     c = make_view_store(tmp_path / "c.zarr", snrs=(), seed=0, shift=5.0)
@@ -235,7 +235,7 @@ def test_cross_errors_are_one_line(tmp_path, case, match):
 # -- --attack ----------------------------------------------------------------------------------
 
 def test_parse_attacks():
-    from train.attack import parse_attacks
+    from mirage.train.attack import parse_attacks
 
     assert [a.spec for a in parse_attacks("fgsm:eps=0.1,0.5")] == ["fgsm:eps=0.1", "fgsm:eps=0.5"]
     assert parse_attacks("pgd:eps=0.2")[0].steps == 10
@@ -246,8 +246,8 @@ def test_parse_attacks():
 
 
 def test_attack_lowers_uar_monotonically_fit_and_mtl(view_store, tmp_path):
-    from train.fit import fit
-    from train.mtl import fit_mtl
+    from mirage.train.fit import fit
+    from mirage.train.mtl import fit_mtl
 
     m = fit(view_store, str(tmp_path / "f"), attack="fgsm:eps=0,0.5,2,pgd:eps=2:steps=5").metrics
     u = m["uar_under_attack"]
