@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from mirage.featstore.settings import check_known
 from mirage.featstore.errors import ConfigError
 
 
@@ -54,10 +55,7 @@ class FitConfig:
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> "FitConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(kwargs) - names)
-        if unknown:
-            raise ConfigError(f"augment fit: unknown setting(s) {unknown}; expected some of {sorted(names)}")
+        check_known(cls, kwargs, "augment fit")
         # None means "the default" so callers can pass CLI options through unchanged.
         cfg = cls(**{k: v for k, v in kwargs.items() if v is not None})
         cfg.validate()

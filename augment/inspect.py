@@ -217,7 +217,7 @@ def plot_embedding(df, out_png: str, *, store, speakers, method: str, max_points
     xs, ys = _read_synthetic(df, max_points, seed, storage_options)
     real = _read_real(store, speakers, expected_hash, max_points, seed, storage_options)
     if not len(xs) and real is None:
-        raise ConfigError(f"--plot: nothing to draw; the manifest lists no shards and no real store was found (pass --store)")
+        raise ConfigError("--plot: nothing to draw; the manifest lists no shards and no real store was found (pass --store)")
     parts = [(xs, ys, "generated")] if len(xs) else []
     if real is not None:
         parts.insert(0, (real[0], real[1], "real"))

@@ -11,7 +11,6 @@ count and its own seeded RNG, so the same seed gives the same weights.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mirage.featstore.settings import check_known
 from mirage.featstore.errors import ConfigError, TrainingDivergedError
 
 log = logging.getLogger(__name__)
@@ -45,10 +45,7 @@ class ClassifierConfig:
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> "ClassifierConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(kwargs) - names)
-        if unknown:
-            raise ConfigError(f"classifier: unknown setting(s) {unknown}; expected some of {sorted(names)}")
+        check_known(cls, kwargs, "classifier")
         cfg = cls(**{k: v for k, v in kwargs.items() if v is not None})
         if cfg.kind not in KINDS:
             raise ConfigError(f"--classifier: expected one of {', '.join(KINDS)}, got {cfg.kind!r}")

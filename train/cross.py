@@ -30,14 +30,13 @@ import pandas as pd
 
 from mirage.featstore.errors import ConfigError
 from mirage.train.classifier import ClassifierConfig, Standardizer, fit_in_memory, predict
+from mirage.train.experiment import CONFUSION_NAME, METRICS_NAME
 from mirage.train.metrics import confusion, plot_confusion, summary
 from mirage.train.seeds import derive_seed
 
 log = logging.getLogger(__name__)
 
 NORMALISATIONS = ("global", "corpus", "none")
-METRICS_NAME = "metrics.json"
-CONFUSION_NAME = "confusion.png"
 
 
 @dataclass

@@ -283,7 +283,6 @@ class WhisperExtractor(AudioExtractor):
 
     def encode(self, features):
         """Every hidden state (L+1 tensors of (B, T, D)) for log-mel ``features`` (B, mels, 2T)."""
-        import torch
         import torch.nn.functional as F
 
         net = self._net
