@@ -345,16 +345,14 @@ class WhisperExtractor(AudioExtractor):
                     n_pos = states[0].shape[1]
                     valid = torch.tensor([min(n_pos, max(1, math.ceil(len(w) / SAMPLES_PER_POSITION))) for _, w in batch],
                                          device=self.device)
-                    mask = (torch.arange(n_pos, device=self.device)[None, :] < valid[:, None]).to(states[0].dtype)[..., None]
-                    stacked = torch.stack([states[k] for k in wanted], dim=1).double()  # (b, S, T, D)
-                    m = mask[:, None].double()
-                    s = (stacked * m).sum(2).cpu().numpy()
-                    ss = (stacked.square() * m).sum(2).cpu().numpy() if sq is not None else None
-                    for r, (i, _) in enumerate(batch):
-                        sums[i] += s[r]
+                    mask = (torch.arange(n_pos, device=self.device)[None, :] < valid[:, None]).double()[..., None]
+                    owners = [i for i, _ in batch]
+                    for j, k in enumerate(wanted):  # one state at a time: float64 copies of (b, T, D) only
+                        st = states[k].double()
+                        np.add.at(sums[:, j], owners, (st * mask).sum(1).cpu().numpy())
                         if sq is not None:
-                            sq[i] += ss[r]
-                        counts[i] += float(valid[r])
+                            np.add.at(sq[:, j], owners, (st.square() * mask).sum(1).cpu().numpy())
+                    np.add.at(counts, owners, valid.cpu().numpy().astype(np.float64))
         mean = sums / counts[:, None, None]
         if sq is None:
             return mean.astype(np.float32)
