@@ -215,7 +215,9 @@ def extract(corpus: str | pd.DataFrame, *, store: str, root: str | None = None, 
         items, corpus_name = corpus, "custom"
     else:
         items, corpus_name = get_corpus(corpus).load_items(root, cache_dir=cache_dir), corpus
-    if limit:
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigError(f"--limit: expected a positive number of items, got {limit!r}")
         items = items.iloc[:limit]
     if views:
         from mirage.featstore.views import expand_plan, parse_views

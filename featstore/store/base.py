@@ -278,7 +278,8 @@ class FeatureStore:
 
     # -- identity --------------------------------------------------------------------------
     def content_hash(self) -> str:
-        """SHA-256 over (utt_id, feature values) of the usable items, sorted by utt_id.
+        """SHA-256 over (utt_id, feature values) of the usable items, sorted by utt_id, and
+        (version 2) over their (utt_id, label, speaker): a relabelled store hashes differently.
 
         Independent of write order, row order, chunking and format.
         """
@@ -344,7 +345,34 @@ def _layers_info(store: FeatureStore, cfg: dict | None) -> dict | None:
     return {"n_layers": n_states, "dim": dim, "default_layer": (cfg or {}).get("default_layer")}
 
 
-def compute_content_hash(store: FeatureStore) -> str:
+#: 2: the hash also covers each item's label and speaker (version 1, stores written before,
+#: covered utt_id and feature values only; they keep being checked the old way).
+CONTENT_HASH_VERSION = 2
+IDENTITY_COLUMNS = ("utt_id", "label", "speaker")
+
+
+def identity_digest(items: pd.DataFrame) -> bytes:
+    """SHA-256 over the (utt_id, label, speaker) of every item, sorted by utt_id."""
+    cols = [items[c].fillna("").astype(str).tolist() if c in items.columns else [""] * len(items) for c in IDENTITY_COLUMNS]
+    lines = sorted("\0".join(vals) for vals in zip(*cols))
+    return hashlib.sha256("\n".join(lines).encode()).digest()
+
+
+def finish_content_hash(digests: dict[str, bytes], items: pd.DataFrame | None) -> str:
+    """The store hash from per-row digests (and, from version 2, the item identities)."""
+    total = hashlib.sha256()
+    for utt in sorted(digests):
+        total.update(digests[utt])
+    if items is not None:
+        total.update(b"identity\0" + identity_digest(items))
+    return total.hexdigest()
+
+
+def compute_content_hash(store: FeatureStore, version: int | None = None) -> str:
+    """See :meth:`FeatureStore.content_hash`; ``version`` defaults to the one the store records
+    (1 for stores written before versions were recorded)."""
+    if version is None:
+        version = int(store.metadata.get("content_hash_version", 1))
     items = store.items
     names = store.array_names
     row_to_utt = dict(zip(items["row"].to_numpy().tolist(), items["utt_id"].tolist()))
@@ -360,10 +388,7 @@ def compute_content_hash(store: FeatureStore) -> str:
                 h.update(n.encode() + b"\0")
                 h.update(blocks[n][r - start].tobytes())
             digests[row_to_utt[r]] = h.digest()
-    total = hashlib.sha256()
-    for utt in sorted(digests):
-        total.update(digests[utt])
-    return total.hexdigest()
+    return finish_content_hash(digests, items if version >= 2 else None)
 
 
 def _blocks(store: FeatureStore):

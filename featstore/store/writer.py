@@ -20,7 +20,8 @@ import pandas as pd
 from mirage.featstore.errors import ConfigError, StoreCorruptError, StoreExistsError, StoreIncompleteError, StoreNotFoundError
 from mirage.featstore.store.base import (
     CHECKSUM_ALGORITHM, SCHEMA_VERSION, STATUS_OK, STATUS_PENDING, SKIPPED_COLUMNS, FeatureStore, auto_chunk_rows,
-    checksum_table_bytes, chunk_checksum, compute_content_hash, table_to_bytes, tool_version,
+    CONTENT_HASH_VERSION, checksum_table_bytes, chunk_checksum, compute_content_hash, finish_content_hash, table_to_bytes,
+    tool_version,
 )
 from mirage.featstore.store.hdf5_store import write_hdf5_from
 from mirage.featstore.store.location import Location, WriterLock, storage_errors
@@ -262,7 +263,8 @@ class StoreWriter:
             store = FeatureStore(ZarrBackend(self.staging.url, self.storage_options), self.staging.url, self.storage_options)
             store._checksums = (self.chunk_rows, checksums)  # the hash (and the HDF5 copy) read checked chunks
         meta = {**self.metadata, "n_items": int(len(items)), "n_skipped": int(len(skipped)),
-                "content_hash": content_hash or compute_content_hash(store), "checksums": CHECKSUM_ALGORITHM}
+                "content_hash": content_hash or compute_content_hash(store, CONTENT_HASH_VERSION),
+                "content_hash_version": CONTENT_HASH_VERSION, "checksums": CHECKSUM_ALGORITHM}
         if self.format == "hdf5":
             store.metadata = {**meta, "complete": True}
             write_hdf5_from(store, self.target.url, self.storage_options)
@@ -309,11 +311,12 @@ def write_store(url: str, *, items: pd.DataFrame, arrays: dict[str, np.ndarray],
         for start, stop in pending:
             w.write_unit(start, stop, {k: v[start:stop] for k, v in arrays.items()}, np.full(stop - start, STATUS_OK))
         whole = [(s, e) for s, e in w.units()] == pending  # every row written here, from these arrays
-        content_hash = content_hash_of(w.plan["utt_id"].tolist(), arrays) if whole and not w.already_complete else None
+        content_hash = content_hash_of(w.plan["utt_id"].tolist(), arrays, identity=w.plan) if whole and not w.already_complete else None
         return w.finalize(content_hash=content_hash)
 
 
-def content_hash_of(utt_ids: list[str], arrays: dict[str, np.ndarray], *, block_rows: int = 4096) -> str:
+def content_hash_of(utt_ids: list[str], arrays: dict[str, np.ndarray], *, block_rows: int = 4096,
+                    identity: pd.DataFrame | None = None) -> str:
     """:func:`~featstore.store.base.compute_content_hash` of a store whose rows are all usable
     and hold ``arrays`` (row i is ``utt_ids[i]``), computed from memory with the same value.
 
@@ -324,7 +327,7 @@ def content_hash_of(utt_ids: list[str], arrays: dict[str, np.ndarray], *, block_
     names = sorted(arrays)
     n = len(utt_ids)
     if n == 0:
-        return hashlib.sha256().hexdigest()
+        return finish_content_hash({}, identity)
     flat = {k: np.ascontiguousarray(np.asarray(arrays[k], dtype=np.float32), dtype="<f4").reshape(n, -1) for k in names}
     for k in names:
         if len(flat[k]) != n:
@@ -350,7 +353,4 @@ def content_hash_of(utt_ids: list[str], arrays: dict[str, np.ndarray], *, block_
             sha = hashlib.sha256
             digests.update(zip([keys[i] for i in idx],
                                [sha(buf[j: j + width]).digest() for j in range(0, len(idx) * width, width)]))
-    total = hashlib.sha256()
-    for utt in sorted(digests):
-        total.update(digests[utt])
-    return total.hexdigest()
+    return finish_content_hash(digests, identity)

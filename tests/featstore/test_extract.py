@@ -181,3 +181,16 @@ def test_emodb_real_corpus(tmp_path):
     assert out.exit_code == 0, out.output
     info = json.loads(CliRunner().invoke(featstore_cli, ["info", str(tmp_path / "emodb.zarr"), "--json"]).output)
     assert info["n_items"] == 535 and info["speakers"] == 10 and len(info["labels"]) == 7 and info["n_skipped"] == 0
+
+
+@pytest.mark.parametrize("limit", ["0", "-1"])
+def test_limit_must_be_positive(tmp_path, limit):
+    table = write_corpus(tmp_path / "c", n=6)
+    out = CliRunner().invoke(featstore_cli, ["extract", "--corpus", "csv", "--root", str(table), "--store",
+                                             str(tmp_path / "s.zarr"), "--audio-model", "logmel", "--text-model", "none",
+                                             "--limit", limit, "--quiet"])
+    assert out.exit_code != 0 and "--limit" in out.output and "Traceback" not in out.output
+    assert not (tmp_path / "s.zarr").exists()
+    res = extract("csv", root=str(table), store=str(tmp_path / "t.zarr"), audio_model="logmel", text_model="none",
+                  limit=2, progress=False)
+    assert res.store.n_items == 2

@@ -357,7 +357,7 @@ def test_write_store_hashes_from_memory_the_value_read_back(tmp_path):
         for fmt in ("zarr", "hdf5"):
             url = str(tmp_path / f"s{n}.{fmt}")
             written = write_store(url, items=items, arrays=arrays, metadata={"corpus": "x"}, format=fmt, chunk_rows=64)
-            assert written.metadata["content_hash"] == compute_content_hash(open_store(url)) == content_hash_of(ids, arrays)
+            assert written.metadata["content_hash"] == compute_content_hash(open_store(url)) == content_hash_of(ids, arrays, identity=items)
 
 
 def test_stores_checksummed_with_zlib_crc32_stay_verified(tmp_path):
@@ -386,3 +386,29 @@ def test_stores_checksummed_with_zlib_crc32_stay_verified(tmp_path):
     _flip_byte(url, "audio", 1)
     with pytest.raises(StoreCorruptError, match="chunk 1"):
         open_store(url).read("audio")
+
+
+def test_content_hash_covers_labels_and_speakers_and_old_stores_keep_their_version(tmp_path):
+    import json
+
+    from mirage.featstore.store.base import compute_content_hash
+
+    items, arrays = make_items(40), make_arrays(40)
+    a = write_store(str(tmp_path / "a.zarr"), items=items, arrays=arrays, metadata={"corpus": "t"})
+    relabelled = items.copy()
+    relabelled.loc[3, "label"] = "other" if relabelled.loc[3, "label"] != "other" else "else"
+    b = write_store(str(tmp_path / "b.zarr"), items=relabelled, arrays=arrays, metadata={"corpus": "t"})
+    moved = items.copy()
+    moved.loc[5, "speaker"] = "nobody"
+    c = write_store(str(tmp_path / "c.zarr"), items=moved, arrays=arrays, metadata={"corpus": "t"})
+    assert len({a.content_hash(), b.content_hash(), c.content_hash()}) == 3
+    assert a.metadata["content_hash"] == a.content_hash() and a.metadata["content_hash_version"] == 2
+    # a store written before version 2 (no version recorded) is checked with the old hash
+    meta_path = tmp_path / "a.zarr" / "mirage.json"
+    meta = json.loads(meta_path.read_text())
+    v1 = compute_content_hash(open_store(str(tmp_path / "a.zarr")), 1)
+    meta.pop("content_hash_version")
+    meta_path.write_text(json.dumps({**meta, "content_hash": v1}))
+    old = open_store(str(tmp_path / "a.zarr"))
+    assert old.content_hash() == v1 != a.metadata["content_hash"]
+    assert verify_store(old) == []
