@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from mirage.featstore.errors import ConfigError, StoreExistsError, TrainingDivergedError
-from mirage.featstore.store.location import Location, is_remote
+from mirage.featstore.store.location import Location, WriterLock, is_remote
 
 from mirage.augment import checkpoint as ckpt
 from mirage.augment.config import FitConfig
@@ -40,6 +40,12 @@ def fit_generator(store, out_dir, *, mode: str = "ser", exclude_speakers=(), inc
                               include_utt_ids=include_utt_ids, storage_options=storage_options, pca_var=cfg.pca_var,
                               pca_max_dim=cfg.pca_max_dim)
     loc = Location(str(out_dir), storage_options)
+    with WriterLock(loc, f"generator folder {loc.url}"):  # two fits into one --out: the second is refused
+        return _fit_locked(loc, data, cfg, mode, seed, exclude_speakers, overwrite, storage_options, progress)
+
+
+def _fit_locked(loc: Location, data, cfg: FitConfig, mode: str, seed: int, exclude_speakers, overwrite: bool,
+                storage_options, progress: bool) -> pathlib.Path | str:
     _claim_out_dir(loc, data, overwrite, storage_options)
     align_epochs, gan_epochs = cfg.resolved_epochs(data.n)
     log.info("fitting on %d items (%d speakers, %d classes, audio dim %d -> %d%s): %d + %d epochs, lambda %.3g",

@@ -45,7 +45,7 @@ from mirage.train.baselines import BASELINES
 from mirage.train.select import BASELINE_GRID, INNER_FOLDS, baseline_set, setting_config
 from mirage.train.classifier import ClassifierConfig
 from mirage.train.dataset import RealData, TrainingSet, assemble, check_mode, check_normalise, load_real, prepare_fold
-from mirage.train.experiment import FoldResult, evaluate_in_memory, round_floats, summarize, write_metrics
+from mirage.train.experiment import FoldResult, evaluate_in_memory, round_floats, summarize, write_metrics, locked_run
 from mirage.train.folds import Fold, assign_shards, corpus_name, make_folds
 from mirage.train.loaders import clear_store_cache
 from mirage.train.metrics import plot_bars
@@ -165,6 +165,7 @@ def _run_generators(store_url: str, out: str, folds: Sequence[Fold], items, meth
     return {key: res for (key, _, _, _), res in zip(jobs, results)}
 
 
+@locked_run
 def compare(store: str, out: str, *, methods: str | Sequence[str] = METHODS, n: str | int = "4x",
             min_mi: float | None = None, mode: str = "ser", evaluation: str = "loso", classifier: str = "linear",
             seed: int = 0, workers: int = 0, scheduler: str | None = None, lambda_mi: float | None = None,

@@ -30,7 +30,7 @@ import pandas as pd
 
 from mirage.featstore.errors import ConfigError
 from mirage.train.classifier import ClassifierConfig, Standardizer, fit_in_memory, predict
-from mirage.train.experiment import CONFUSION_NAME, METRICS_NAME
+from mirage.train.experiment import CONFUSION_NAME, METRICS_NAME, locked_run
 from mirage.train.metrics import confusion, plot_confusion, summary
 from mirage.train.seeds import derive_seed
 
@@ -125,6 +125,7 @@ def _split_list(value: str | Sequence[str]) -> list[str]:
     return out
 
 
+@locked_run
 def cross(train: str | Sequence[str], test: str, out: str, *, label_map: str | dict | None = None,
           classifier: str = "linear", seed: int = 0, normalise: str = "global",
           classifier_options: dict[str, Any] | None = None,

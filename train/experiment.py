@@ -142,6 +142,22 @@ def summarize(results: Sequence[FoldResult], labels: Sequence[str], config: dict
     })
 
 
+def locked_run(fn):
+    """Hold a writer lock on a run's ``out`` folder (the function's second argument) while it
+    runs: two runs into one folder would interleave their files; the second is refused."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(first, out, *args, **kwargs):
+        from mirage.featstore.store.location import Location, WriterLock, check_out_dir
+
+        check_out_dir(str(out))
+        with WriterLock(Location(str(out), kwargs.get("storage_options")), f"run folder {out}"):
+            return fn(first, out, *args, **kwargs)
+
+    return wrapper
+
+
 def write_metrics(out_dir: str, metrics: dict[str, Any], *, title: str = "") -> str:
     """``out_dir/metrics.json`` (written atomically) and ``out_dir/confusion.png``; returns the JSON path."""
     os.makedirs(out_dir, exist_ok=True)

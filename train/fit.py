@@ -24,7 +24,7 @@ from mirage.featstore.errors import ConfigError
 from mirage.train.classifier import ClassifierConfig
 from mirage.train.dataset import (RealData, assemble, check_mode, check_normalise, for_fold, load_real, prepare_fold, real_items,
                            store_columns)
-from mirage.train.experiment import FoldResult, evaluate_in_memory, evaluate_streaming, summarize, write_metrics
+from mirage.train.experiment import FoldResult, evaluate_in_memory, evaluate_streaming, summarize, write_metrics, locked_run
 from mirage.train.folds import assign_shards, corpus_name, make_folds
 from mirage.train.loaders import cached_store, clear_store_cache
 from mirage.train.seeds import derive_seed
@@ -74,6 +74,7 @@ def _estimate_bytes(store, columns: tuple[str, ...], per_fold: dict[str, pd.Data
     return 4 * dim * (store.n_items + factor * n_syn)
 
 
+@locked_run
 def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser", evaluation: str = "loso",
         classifier: str = "linear", seed: int = 0, min_mi: float | None = None, loader: str = "auto",
         max_memory_mb: float = 2048.0, workers: int = 0, scheduler: str | None = None, loader_workers: int = 0,

@@ -40,7 +40,7 @@ import pandas as pd
 
 from mirage.featstore.errors import ConfigError, TrainingDivergedError
 from mirage.train.classifier import Standardizer, seeded
-from mirage.train.experiment import FoldResult, round_floats, summarize, write_metrics
+from mirage.train.experiment import FoldResult, round_floats, summarize, write_metrics, locked_run
 from mirage.train.fit import FitResult
 from mirage.train.folds import Fold, corpus_name, make_folds
 from mirage.train.metrics import confusion, plot_bars
@@ -262,6 +262,7 @@ def ablation_variants(cfg: MtlConfig) -> dict[str, MtlConfig]:
             "single-task": r(cfg, w_aug=0.0, w_recon=0.0)}
 
 
+@locked_run
 def fit_mtl(store: str, out: str, *, evaluation: str = "loso", seed: int = 0, options: dict[str, Any] | None = None,
             test_views: str | Sequence[str] | None = None, train_views: str | Sequence[str] | None = None,
             ablations: bool = False, storage_options: dict[str, Any] | None = None, progress: bool = False,
