@@ -45,8 +45,15 @@ def parse_count(value: str | int | float, n_real: int | None = None, *, flag: st
 
 
 def check_count_spec(value: str | int) -> str | int:
-    """Validate the form of a count without knowing ``n_real`` (CLI-time check)."""
-    parse_count(value, 1)
+    """Validate the form of a count without knowing ``n_real`` (CLI-time check): a multiple
+    only needs to be positive here; whether it rounds to zero items depends on the store."""
+    m = _MULTIPLE.match(str(value)) if not isinstance(value, (bool, int)) else None
+    if m:
+        factor = float(m.group(1))
+        if factor <= 0 or not math.isfinite(factor):
+            raise ConfigError(f"--n: expected a positive multiple such as 4x, got {value!r}")
+        return value
+    parse_count(value)
     return value
 
 

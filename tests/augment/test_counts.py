@@ -38,3 +38,15 @@ def test_parse_speakers_keeps_leading_zeros():
     assert parse_speakers("08, 03,,03") == ("03", "08")
     assert parse_speakers(None) == ()
     assert parse_speakers(["3", "10"]) == ("10", "3")
+
+
+def test_count_spec_checks_form_only_so_fractions_of_big_sets_pass():
+    from mirage.augment.counts import check_count_spec
+
+    assert check_count_spec("0.5x") == "0.5x" and check_count_spec("0.01x") == "0.01x" and check_count_spec(12) == 12
+    for bad in ("0x", "-1x", "abc", 0, "nanx"):
+        with pytest.raises(ConfigError, match="--n"):
+            check_count_spec(bad)
+    assert parse_count("0.5x", 535) == 268
+    with pytest.raises(ConfigError, match="zero items"):
+        parse_count("0.001x", 10)
