@@ -58,18 +58,22 @@ def extractors():
               help="Augmented views to store beside each item, e.g. clean,noise:snr=10,speed:0.9,pitch:2,reverb "
                    "(noise kinds: white, pink, brown, babble; one row per item and view, see `featstore info`).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the views' random parameters.")
+@click.option("--unlabelled-root", default=None, metavar="DIR",
+              help="Also extract every audio file under DIR as an unlabelled item (for --method mtl-aug's auxiliary losses; "
+                   "speaker = first sub-folder).")
 @storage_options_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @verbosity_option
 def extract(corpus, root, store, format_, audio_model, audio_layer, window_s, pooling, text_model, text_layer, batch_size,
-            chunk_rows, workers, scheduler, device, strict, overwrite, limit, views, seed, storage_options, quiet):
+            chunk_rows, workers, scheduler, device, strict, overwrite, limit, views, seed, unlabelled_root, storage_options, quiet):
     """Extract embeddings for a whole corpus into a feature store (resumable)."""
     from mirage.featstore.extract import extract as run_extract
 
     res = run(run_extract, corpus, store=store, root=root, audio_model=audio_model, audio_layer=audio_layer,
               window_s=window_s, pooling=pooling, text_model=text_model, text_layer=text_layer, format=format_, batch_size=batch_size,
               chunk_rows=chunk_rows, workers=workers, scheduler=scheduler, strict=strict, overwrite=overwrite,
-              storage_options=storage_options, device=device, progress=not quiet, limit=limit, views=views, seed=seed)
+              storage_options=storage_options, device=device, progress=not quiet, limit=limit, views=views, seed=seed,
+              unlabelled_root=unlabelled_root)
     s = res.store
     if res.already_complete:
         click.echo(f"{s.url}: already complete ({s.n_items} items); nothing to do")

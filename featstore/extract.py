@@ -195,13 +195,16 @@ def extract(corpus: str | pd.DataFrame, *, store: str, root: str | None = None, 
             text_layer: int | None = None, format: str = "zarr", batch_size: int = 8, chunk_rows: int | None = None,
             workers: int = 0, scheduler: str | None = None, strict: bool = False, overwrite: bool = False,
             storage_options: dict[str, Any] | None = None, device: str = "cpu", cache_dir: str | None = None,
-            progress: bool = True, limit: int | None = None, views: str | None = None, seed: int = 0) -> ExtractResult:
+            progress: bool = True, limit: int | None = None, views: str | None = None, seed: int = 0,
+            unlabelled_root: str | None = None) -> ExtractResult:
     """Extract audio (and text) embeddings for every item of a corpus into ``store``.
 
     ``corpus`` is a registered corpus name or a ready item table. Rerunning the same call
     after a crash resumes; a finished store with the same settings is returned untouched.
     ``views`` (e.g. ``clean,noise:snr=10``; see :mod:`featstore.views`) stores one row per item
-    and view, the views' random parameters drawn from ``seed``.
+    and view, the views' random parameters drawn from ``seed``. ``unlabelled_root`` adds every
+    audio file under that folder as an unlabelled item (:mod:`featstore.corpora.unlabelled`),
+    after ``limit`` is applied to the corpus's own items.
     """
     from mirage.featstore.corpora import get_corpus
     from mirage.featstore.extractors import DEFAULT_AUDIO, get_audio_extractor, get_text_extractor
@@ -219,6 +222,10 @@ def extract(corpus: str | pd.DataFrame, *, store: str, root: str | None = None, 
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ConfigError(f"--limit: expected a positive number of items, got {limit!r}")
         items = items.iloc[:limit]
+    if unlabelled_root:
+        from mirage.featstore.corpora.unlabelled import add_unlabelled
+
+        items = add_unlabelled(items, unlabelled_root)
     if views:
         from mirage.featstore.views import expand_plan, parse_views
 
