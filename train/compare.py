@@ -31,7 +31,6 @@ every method; a non-default value is recorded in the config.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import time
@@ -49,6 +48,7 @@ from mirage.train.experiment import FoldResult, evaluate_in_memory, round_floats
 from mirage.train.folds import Fold, assign_shards, corpus_name, make_folds
 from mirage.train.loaders import clear_store_cache
 from mirage.train.metrics import plot_bars
+from mirage.train.outputs import out_path, write_json, write_text
 from mirage.train.seeds import derive_seed
 from mirage.train.synthetic import load_synthetic, read_manifests
 
@@ -260,9 +260,9 @@ def compare(store: str, out: str, *, methods: str | Sequence[str] = METHODS, n: 
         **({"select": select, "inner_folds": INNER_FOLDS, "baseline_grid": {k: list(v) for k, v in BASELINE_GRID.items()}}
            if select != "none" else {}),
     }
-    table = _write_outputs(out, names, per_method, real.labels, config, extras=extras)
+    table = _write_outputs(out, names, per_method, real.labels, config, extras=extras, storage_options=storage_options)
     log.info("train compare: %d methods x %d folds in %.1f s", len(names), len(folds), time.perf_counter() - t0)
-    return CompareResult(os.path.join(out, "compare.json"), table, markdown_table(table, names))
+    return CompareResult(out_path(out, "compare.json"), table, markdown_table(table, names))
 
 
 def _select_fold(real: RealData, fold: Fold, names: Sequence[str], select: str, *, extras: dict[str, dict[str, Any]],
@@ -298,12 +298,14 @@ def _select_fold(real: RealData, fold: Fold, names: Sequence[str], select: str, 
 
 
 def _write_outputs(out: str, names: Sequence[str], per_method: dict[str, list[FoldResult]], labels: Sequence[str],
-                   config: dict[str, Any], extras: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
-    os.makedirs(out, exist_ok=True)
+                   config: dict[str, Any], extras: dict[str, dict[str, Any]] | None = None,
+                   storage_options: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Every file through train.outputs (Location), so ``out`` may be an ``s3://`` URL."""
     table: dict[str, dict[str, Any]] = {}
     for method in names:
         metrics = summarize(per_method[method], labels, {**config, "method": method})
-        write_metrics(os.path.join(out, method), metrics, title=f"{method}: UAR {metrics['uar_mean']:.3f} ± {metrics['uar_std']:.3f}")
+        write_metrics(out_path(out, method), metrics, title=f"{method}: UAR {metrics['uar_mean']:.3f} ± {metrics['uar_std']:.3f}",
+                      storage_options=storage_options)
         table[method] = {
             "uar_mean": metrics["uar_mean"], "uar_std": metrics["uar_std"], "uar_pooled": metrics["uar_pooled"],
             "wa": metrics["wa"], "macro_f1": metrics["macro_f1"],
@@ -315,12 +317,11 @@ def _write_outputs(out: str, names: Sequence[str], per_method: dict[str, list[Fo
         }
     if "none" in table:
         add_paired_stats(table, names, seed=int(config.get("seed", 0)))
-    _dump(os.path.join(out, "compare.json"), table)
-    _dump(os.path.join(out, "config.json"), config)
-    with open(os.path.join(out, "compare.md"), "w") as fh:
-        fh.write(markdown_table(table, names) + "\n")
+    write_json(out_path(out, "compare.json"), table, storage_options)
+    write_json(out_path(out, "config.json"), config, storage_options)
+    write_text(out_path(out, "compare.md"), markdown_table(table, names) + "\n", storage_options)
     plot_bars(list(names), [table[m]["uar_mean"] for m in names], [table[m]["uar_std"] for m in names],
-              os.path.join(out, "compare.png"), chance=1.0 / len(labels),
+              out_path(out, "compare.png"), chance=1.0 / len(labels), storage_options=storage_options,
               points=[table[m]["uar_pooled"] for m in names], points_label="pooled UAR",
               annotations=[_plot_note(table[m]) for m in names])
     return table
@@ -347,14 +348,6 @@ def _plot_note(row: dict[str, Any]) -> str:
     p = "p n/a" if row["p_value"] is None else f"p {row['p_value']:.2g}"
     return (f"Δ {100 * row['delta_vs_none']:+.1f}\n[{100 * lo:+.1f}, {100 * hi:+.1f}]\n{p}\n"
             f"won {row['folds_won']}, lost {row['folds_lost']}")
-
-
-def _dump(path: str, obj: Any) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        json.dump(obj, fh, sort_keys=True, indent=2)
-        fh.write("\n")
-    os.replace(tmp, path)
 
 
 def markdown_table(table: dict[str, dict[str, Any]], names: Sequence[str]) -> str:

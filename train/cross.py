@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
@@ -32,6 +31,7 @@ from mirage.featstore.errors import ConfigError
 from mirage.train.classifier import ClassifierConfig, Standardizer, fit_in_memory, predict
 from mirage.train.experiment import CONFUSION_NAME, METRICS_NAME, locked_run
 from mirage.train.metrics import confusion, plot_confusion, summary
+from mirage.train.outputs import out_path, write_json
 from mirage.train.seeds import derive_seed
 
 log = logging.getLogger(__name__)
@@ -200,13 +200,8 @@ def cross(train: str | Sequence[str], test: str, out: str, *, label_map: str | d
         "config": {"train": urls, "test": test, "label_map": mapping or None, "normalise": normalise, "seed": int(seed),
                    "classifier": asdict(cfg)},
     })
-    os.makedirs(out, exist_ok=True)
-    path = os.path.join(out, METRICS_NAME)
-    with open(path + ".tmp", "w") as fh:
-        json.dump(metrics, fh, sort_keys=True, indent=2)
-        fh.write("\n")
-    os.replace(path + ".tmp", path)
-    plot_confusion(cm, common, os.path.join(out, CONFUSION_NAME),
+    path = write_json(out_path(out, METRICS_NAME), metrics, storage_options)
+    plot_confusion(cm, common, out_path(out, CONFUSION_NAME), storage_options=storage_options,
                    title=f"train {','.join(p.corpus or '?' for p in parts)} -> test {tp.corpus or '?'}: UAR {s['uar']:.3f}")
     log.info("train cross: UAR %.3f (%d train rows, %d test rows, labels %s)", s["uar"], len(y_train), len(y_test), common)
     return CrossResult(path, metrics)

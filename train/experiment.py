@@ -14,9 +14,7 @@ paths, so the same seed gives the same bytes):
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -27,6 +25,7 @@ from mirage.train.dataset import RealData, TrainingSet
 from mirage.train.folds import Fold
 from mirage.train.loaders import BlockStream, Source, load_rows, row_moments
 from mirage.train.metrics import confusion, plot_confusion, summary
+from mirage.train.outputs import out_path, write_json
 
 log = logging.getLogger(__name__)
 
@@ -158,15 +157,12 @@ def locked_run(fn):
     return wrapper
 
 
-def write_metrics(out_dir: str, metrics: dict[str, Any], *, title: str = "") -> str:
-    """``out_dir/metrics.json`` (written atomically) and ``out_dir/confusion.png``; returns the JSON path."""
-    os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, METRICS_NAME)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        json.dump(metrics, fh, sort_keys=True, indent=2)
-        fh.write("\n")
-    os.replace(tmp, path)
+def write_metrics(out_dir: str, metrics: dict[str, Any], *, title: str = "",
+                  storage_options: dict[str, Any] | None = None) -> str:
+    """``out_dir/metrics.json`` (written atomically) and ``out_dir/confusion.png``; ``out_dir``
+    may be a URL (see :mod:`train.outputs`). Returns the JSON path."""
+    path = write_json(out_path(out_dir, METRICS_NAME), metrics, storage_options)
     label = title or f"UAR {metrics['uar_mean']:.3f} ± {metrics['uar_std']:.3f} ({metrics['n_folds']} folds)"
-    plot_confusion(np.asarray(metrics["confusion"]), metrics["labels"], os.path.join(out_dir, CONFUSION_NAME), title=label)
+    plot_confusion(np.asarray(metrics["confusion"]), metrics["labels"], out_path(out_dir, CONFUSION_NAME), title=label,
+                   storage_options=storage_options)
     return path

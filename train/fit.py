@@ -216,9 +216,9 @@ def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser
         train_final(all_real, cfg=cfg, mode=mode, layer=layer, normalise=normalise, seed=seed, out=str(out),
                     storage_options=storage_options)
         metrics["final_model"] = "model"  # relative to out: metrics.json holds no absolute output paths
-    path = write_metrics(out, metrics)
+    path = write_metrics(out, metrics, storage_options=storage_options)
     if view_specs:
-        write_view_plot(out, metrics)
+        write_view_plot(out, metrics, storage_options)
     log.info("train fit: %d folds in %.1f s", len(folds), time.perf_counter() - t0)
     return FitResult(path, metrics)
 

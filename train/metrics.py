@@ -1,63 +1,97 @@
-"""SER metrics from a confusion matrix: UAR (the headline), WA, macro-F1; plots.
+"""SER metrics from a confusion matrix, computed by scikit-learn: UAR (the headline), WA, macro-F1; plots.
 
-Conventions (those of sklearn, which the tests check against):
+Semantics (unchanged from the project's earlier hand-written formulas, which the tests keep
+as the reference):
 
-* UAR = mean recall over the classes present in the truth (``balanced_accuracy_score``);
-* WA ("weighted accuracy" in the SER literature) = plain accuracy;
-* macro-F1 = mean F1 over the classes present in the truth or the predictions.
+* UAR = mean recall over the classes **present in the truth** (``balanced_accuracy_score``).
+  A class absent from a test fold's truth does not count, even if it is predicted:
+  sklearn drops its undefined recall with a "y_pred contains classes not in y_true" warning,
+  which is silenced here because that is the intended semantics (recall over all K classes,
+  ``recall_score(labels=range(K))``, would count it as 0 and is *not* what is reported);
+* WA ("weighted accuracy" in the SER literature) = plain accuracy (``accuracy_score``);
+* macro-F1 = mean F1 over the classes present in the truth **or** the predictions
+  (``f1_score(average="macro")``, ``zero_division=0``); a class in neither does not count.
 
+An empty confusion matrix gives NaN for all three (written as ``null`` in metrics.json).
 Rows of a confusion matrix are true classes, columns predicted classes.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+import warnings
+from typing import Any, Sequence
 
 import numpy as np
+
+from mirage.train.outputs import save_figure
 
 log = logging.getLogger(__name__)
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
     """(K, K) int64 counts, rows true, columns predicted."""
+    from sklearn.metrics import confusion_matrix
+
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = np.asarray(y_pred, dtype=np.int64)
-    return np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    if len(y_true) == 0:
+        return np.zeros((n_classes, n_classes), dtype=np.int64)
+    return confusion_matrix(y_true, y_pred, labels=np.arange(n_classes)).astype(np.int64, copy=False)
+
+
+def _pairs(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (y_true, y_pred) pairs a confusion matrix counts, for sklearn's label-based metrics."""
+    cm = np.asarray(cm, dtype=np.int64)
+    k = cm.shape[0]
+    counts = cm.ravel()
+    cells = np.arange(k * k)
+    return np.repeat(cells // k, counts), np.repeat(cells % k, counts)
+
+
+def _scores(cm: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+
+    y_true, y_pred = _pairs(cm)
+    if len(y_true) == 0:
+        nan = float("nan")
+        return {"uar": nan, "wa": nan, "macro_f1": nan}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        uar_ = float(balanced_accuracy_score(y_true, y_pred))
+    return {"uar": uar_, "wa": float(accuracy_score(y_true, y_pred)),
+            "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0))}
 
 
 def uar(cm: np.ndarray) -> float:
-    support = cm.sum(axis=1)
-    present = support > 0
-    if not present.any():
-        return float("nan")
-    return float(np.mean(np.diag(cm)[present] / support[present]))
+    return _scores(cm)["uar"]
 
 
 def weighted_accuracy(cm: np.ndarray) -> float:
-    total = cm.sum()
-    return float(np.trace(cm) / total) if total else float("nan")
+    return _scores(cm)["wa"]
 
 
 def macro_f1(cm: np.ndarray) -> float:
-    tp = np.diag(cm).astype(np.float64)
-    denom = 2 * tp + (cm.sum(axis=0) - tp) + (cm.sum(axis=1) - tp)
-    seen = denom > 0
-    if not seen.any():
-        return float("nan")
-    return float(np.mean(2 * tp[seen] / denom[seen]))
+    return _scores(cm)["macro_f1"]
 
 
 def summary(cm: np.ndarray) -> dict[str, float]:
-    return {"uar": uar(cm), "wa": weighted_accuracy(cm), "macro_f1": macro_f1(cm)}
+    return _scores(cm)
 
 
-def plot_confusion(cm: np.ndarray, labels: Sequence[str], path: str, *, title: str = "") -> None:
-    """Row-normalised confusion matrix (counts annotated) as a PNG."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusion(cm: np.ndarray, labels: Sequence[str], path: str, *, title: str = "",
+                   storage_options: dict[str, Any] | None = None) -> None:
+    """Row-normalised confusion matrix (counts annotated) as a PNG at ``path`` (a local path or URL)."""
+    plt = _pyplot()
 
     k = len(labels)
     norm = cm / np.maximum(1, cm.sum(axis=1, keepdims=True))
@@ -74,21 +108,18 @@ def plot_confusion(cm: np.ndarray, labels: Sequence[str], path: str, *, title: s
     if title:
         ax.set_title(title, fontsize=9)
     fig.subplots_adjust(left=0.22, bottom=0.2, right=0.98, top=0.92)  # tight_layout costs ~1 s per figure
-    fig.savefig(path, metadata={"Software": None})
-    plt.close(fig)
+    save_figure(fig, path, storage_options)
 
 
 def plot_bars(names: Sequence[str], means: Sequence[float], stds: Sequence[float], path: str, *,
               chance: float | None = None, ylabel: str = "UAR", points: Sequence[float] | None = None,
-              points_label: str = "", annotations: Sequence[str] | None = None) -> None:
+              points_label: str = "", annotations: Sequence[str] | None = None,
+              storage_options: dict[str, Any] | None = None) -> None:
     """Bar chart with error bars (e.g. UAR per augmentation method) as a PNG.
 
     ``points`` draws one marker per bar (e.g. the pooled UAR beside the fold mean);
     ``annotations`` writes a short text above each bar (e.g. Δ vs none, its CI and p)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     notes = list(annotations or [])
     lines = max([n.count("\n") + 1 for n in notes if n] or [0])
@@ -112,5 +143,4 @@ def plot_bars(names: Sequence[str], means: Sequence[float], stds: Sequence[float
     if chance is not None or points:
         ax.legend(loc="lower right", fontsize=7)
     fig.subplots_adjust(left=0.12, bottom=0.12, right=0.98, top=0.95)
-    fig.savefig(path, metadata={"Software": None})
-    plt.close(fig)
+    save_figure(fig, path, storage_options)

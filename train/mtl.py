@@ -27,10 +27,8 @@ speakers trains (unlabelled rows too), the clean labelled rows of the test speak
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -44,6 +42,7 @@ from mirage.train.experiment import FoldResult, round_floats, summarize, write_m
 from mirage.train.fit import FitResult
 from mirage.train.folds import Fold, corpus_name, make_folds
 from mirage.train.metrics import confusion, plot_bars
+from mirage.train.outputs import out_path, write_json
 from mirage.train.seeds import derive_seed
 
 log = logging.getLogger(__name__)
@@ -308,24 +307,22 @@ def fit_mtl(store: str, out: str, *, evaluation: str = "loso", seed: int = 0, op
                        **({"uar_by_view": metrics["uar_by_view"]} if view_specs else {}),
                        **({"uar_under_attack": metrics["uar_under_attack"]} if attacks else {})}
     path = write_metrics(out, main_metrics, title=f"mtl-aug: UAR {main_metrics['uar_mean']:.3f} ± "
-                                                  f"{main_metrics['uar_std']:.3f} ({main_metrics['n_folds']} folds)")
+                                                  f"{main_metrics['uar_std']:.3f} ({main_metrics['n_folds']} folds)",
+                         storage_options=storage_options)
     if view_specs:
-        write_view_plot(out, main_metrics)
+        write_view_plot(out, main_metrics, storage_options)
     if ablations:
-        _write_ablations(out, table, main_metrics)
+        _write_ablations(out, table, main_metrics, storage_options)
     log.info("train fit --method mtl-aug: %d folds in %.1f s", len(folds), time.perf_counter() - t0)
     return FitResult(path, main_metrics)
 
 
-def _write_ablations(out: str, table: dict[str, dict], metrics: dict[str, Any]) -> None:
+def _write_ablations(out: str, table: dict[str, dict], metrics: dict[str, Any],
+                     storage_options: dict[str, Any] | None = None) -> None:
     doc = round_floats({"variants": table, "labels": metrics["labels"], "chance_uar": metrics["chance_uar"],
                         "n_folds": metrics["n_folds"], "eval": metrics["config"]["eval"], "seed": metrics["config"]["seed"]})
-    tmp = os.path.join(out, ABLATIONS_NAME + ".tmp")
-    with open(tmp, "w") as fh:
-        json.dump(doc, fh, sort_keys=True, indent=2)
-        fh.write("\n")
-    os.replace(tmp, os.path.join(out, ABLATIONS_NAME))
+    write_json(out_path(out, ABLATIONS_NAME), doc, storage_options)
     names = list(table)
     plot_bars(names, [table[n]["uar_mean"] for n in names], [table[n]["uar_std"] for n in names],
-              os.path.join(out, ABLATIONS_PLOT), chance=metrics["chance_uar"],
+              out_path(out, ABLATIONS_PLOT), chance=metrics["chance_uar"], storage_options=storage_options,
               points=[table[n]["uar_pooled"] for n in names], points_label="pooled UAR")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import re
 from typing import Any, Sequence
 
@@ -23,6 +22,7 @@ from mirage.featstore.errors import ConfigError
 from mirage.featstore.views import CLEAN, parse_views, require_views, source_column, view_column
 from mirage.train.folds import Fold
 from mirage.train.metrics import summary
+from mirage.train.outputs import out_path, save_figure
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def _snr(spec: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
-def plot_views(metrics: dict[str, Any], path: str, *, title: str = "") -> str:
+def plot_views(metrics: dict[str, Any], path: str, *, title: str = "", storage_options: dict[str, Any] | None = None) -> str:
     """UAR per test view: a curve over SNR when every view is noise (clean drawn at the right as ∞), else points."""
     import matplotlib
 
@@ -116,13 +116,11 @@ def plot_views(metrics: dict[str, Any], path: str, *, title: str = "") -> str:
     if title:
         ax.set_title(title, fontsize=9)
     fig.subplots_adjust(left=0.14, bottom=0.22, right=0.97, top=0.9)
-    fig.savefig(path, metadata={"Software": None})
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, storage_options)
 
 
-def write_view_plot(out_dir: str, metrics: dict[str, Any]) -> str:
-    return plot_views(metrics, os.path.join(out_dir, VIEWS_PLOT), title="UAR under test views")
+def write_view_plot(out_dir: str, metrics: dict[str, Any], storage_options: dict[str, Any] | None = None) -> str:
+    return plot_views(metrics, out_path(out_dir, VIEWS_PLOT), title="UAR under test views", storage_options=storage_options)
 
 
 def check_view_options(test_views, normalise: str, loader: str) -> None:

@@ -67,11 +67,28 @@ def check_out_dir(url: str, *, flag: str = "--out") -> None:
                           f"{parent}; choose another {flag}")
 
 
-def fs_options(url: str, storage_options: dict[str, Any] | None) -> dict[str, Any]:
-    """The fsspec options used for ``url``. Object stores get no listings cache by default:
-    several processes (and zarr's own filesystem instance) write the same prefixes, and a
-    cached listing would hide their objects."""
+def options_for(url: str, storage_options: dict[str, Any] | None) -> dict[str, Any]:
+    """The storage options that apply to ``url``.
+
+    Keys holding ``://`` are URL prefixes (``{"s3://data": {...}, "s3://results": {...}}``):
+    the entry of the longest prefix containing ``url`` is merged over the plain keys, which
+    apply to every URL. So one dict can serve a store, shards and an ``--out`` on different
+    endpoints or with different credentials; a dict without URL keys serves every URL as before."""
     opts = dict(storage_options or {})
+    per_url = {str(k).rstrip("/"): opts.pop(k) for k in list(opts) if "://" in str(k)}
+    if per_url:
+        target = normalize(url)
+        hits = [k for k in per_url if target == k or target.startswith(k + "/")]
+        if hits:
+            opts.update(per_url[max(hits, key=len)] or {})
+    return opts
+
+
+def fs_options(url: str, storage_options: dict[str, Any] | None) -> dict[str, Any]:
+    """The fsspec options used for ``url`` (see :func:`options_for`). Object stores get no
+    listings cache by default: several processes (and zarr's own filesystem instance) write
+    the same prefixes, and a cached listing would hide their objects."""
+    opts = options_for(url, storage_options)
     if is_object_store(url):
         opts.setdefault("use_listings_cache", False)
     return opts
@@ -88,9 +105,9 @@ def join(url: str, *parts: str) -> str:
     return "/".join([url.rstrip("/"), *parts])
 
 
-def endpoint_of(storage_options: dict[str, Any] | None) -> str:
-    """The object-store endpoint a client would use, for messages."""
-    so = storage_options or {}
+def endpoint_of(storage_options: dict[str, Any] | None, url: str | None = None) -> str:
+    """The object-store endpoint a client would use (for ``url``), for messages."""
+    so = options_for(url, storage_options) if url else (storage_options or {})
     ep = so.get("endpoint_url") or (so.get("client_kwargs") or {}).get("endpoint_url")
     for var in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "FSSPEC_S3_ENDPOINT_URL"):
         ep = ep or os.environ.get(var)
@@ -112,7 +129,7 @@ def translate_error(exc: BaseException, url: str, storage_options: dict[str, Any
     if isinstance(exc, MirageError) or not is_remote(url):
         return None
     names = _names(exc)
-    endpoint = endpoint_of(storage_options)
+    endpoint = endpoint_of(storage_options, url)
     detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
     if names & _UNREACHABLE:
         return ObjectStoreError(
@@ -139,7 +156,7 @@ def translate_error(exc: BaseException, url: str, storage_options: dict[str, Any
 def missing_bucket(url: str, storage_options: dict[str, Any] | None = None) -> ObjectStoreError:
     bucket = str(url).split("://", 1)[-1].split("/", 1)[0]
     return ObjectStoreError(
-        f"{url}: expected an existing bucket '{bucket}' at {endpoint_of(storage_options)}, found none; create it "
+        f"{url}: expected an existing bucket '{bucket}' at {endpoint_of(storage_options, url)}, found none; create it "
         f"first (e.g. `aws s3 mb {protocol(url)}://{bucket}` or the MinIO console) or fix the URL")
 
 
