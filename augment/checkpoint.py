@@ -71,8 +71,9 @@ def _json_default(o: Any) -> Any:
 
 def fingerprint(weights: bytes, codes: bytes, config: dict[str, Any]) -> str:
     """sha256 over the weights, the codes and the config (minus where the store lay and the
-    file checksums, which are derived from the weights and codes)."""
-    cfg = {k: v for k, v in config.items() if k not in ("fingerprint", "checksums")}
+    file checksums, which are derived from the weights and codes, and the declared kind, so
+    fingerprints match those of fits written before kinds were declared)."""
+    cfg = {k: v for k, v in config.items() if k not in ("fingerprint", "checksums", "kind")}
     cfg["source"] = {k: v for k, v in cfg.get("source", {}).items() if k != "url"}
     h = hashlib.sha256()
     for part in (weights, codes, config_bytes(cfg)):
@@ -96,7 +97,7 @@ def save_checkpoint(out_dir: str, bundle: GeneratorBundle, storage_options: dict
     buf = io.BytesIO()
     bundle.codes.reset_index(drop=True).to_parquet(buf, index=False)
     codes = buf.getvalue()
-    config = {**bundle.config, "format": FORMAT, "format_version": FORMAT_VERSION}
+    config = {**bundle.config, "format": FORMAT, "format_version": FORMAT_VERSION, "kind": "generator"}
     config["fingerprint"] = fingerprint(weights, codes, config)
     # checked on every load: a file altered, truncated or swapped after the fit is refused
     config["checksums"] = {"algorithm": "sha256", WEIGHTS_NAME: hashlib.sha256(weights).hexdigest(),

@@ -160,6 +160,9 @@ def load_training_data(store, *, mode: str = "ser", use_text: bool | None = None
     own = not isinstance(store, FeatureStore)
     fs = open_store(str(store), storage_options=storage_options) if own else store
     try:
+        from mirage.featstore.kinds import require_features
+
+        require_features(fs)
         return _load(fs, mode=mode, use_text=use_text, exclude_speakers=exclude_speakers, include_utt_ids=include_utt_ids,
                      pca_var=pca_var, pca_max_dim=pca_max_dim)
     finally:

@@ -36,6 +36,9 @@ def fit_generator(store, out_dir, *, mode: str = "ser", exclude_speakers=(), inc
     """
     seed = check_seed(seed)
     cfg = FitConfig.from_kwargs(lambda_mi=lambda_mi, epochs=epochs, **hyper)
+    from mirage.featstore.kinds import GENERATOR, check_output
+
+    check_output(str(out_dir), GENERATOR, flag="--out", storage_options=storage_options)  # before reading the store
     data = load_training_data(store, mode=mode, use_text=use_text, exclude_speakers=exclude_speakers,
                               include_utt_ids=include_utt_ids, storage_options=storage_options, pca_var=cfg.pca_var,
                               pca_max_dim=cfg.pca_max_dim)

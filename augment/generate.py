@@ -31,6 +31,7 @@ from mirage.augment.counts import check_count_spec, parse_band, parse_count, par
 from mirage.augment.mi import MIScore, score_samples
 from mirage.augment.sampling import CodeSpec
 from mirage.augment.seeding import check_seed, fixed_threads, numpy_rng, torch_generator
+from mirage.augment.vouch import self_record
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,9 @@ def generate(model_dir, out_dir, *, n="4x", min_mi: float = 0.0, shard_size: int
     spec = CodeSpec.from_bundle(bundle)
     loc = Location(str(out_dir), storage_options)
     check_out_dir(loc.url)
+    from mirage.featstore.kinds import SHARD_SET, check_output
+
+    check_output(loc.url, SHARD_SET, flag="--out", storage_options=storage_options)
     _check_disk_space(loc, bundle, n_target, flag_value=n)
     run = {"generator": bundle.fingerprint, "seed": int(seed), "n_requested": n_target, "shard_size": shard_size,
            "min_mi": min_mi, "mi_band": list(band), "balanced": bool(balanced), "max_attempts": max_attempts,
@@ -160,6 +164,9 @@ def _check_store(cfg: dict, store, storage_options) -> None:
 
     fs = store if isinstance(store, FeatureStore) else open_store(str(store), storage_options=storage_options)
     try:
+        from mirage.featstore.kinds import require_features
+
+        require_features(fs)
         check_store_matches(cfg, fs)
     finally:
         if fs is not store:
@@ -471,7 +478,8 @@ def _write_shard(loc: Location, bundle: GeneratorBundle, shard: _Shard, run: dic
     meta = {"kind": "synthetic", "corpus": cfg["source"].get("corpus"), "extractors": cfg["source"].get("extractors", {}),
             "generator": bundle.fingerprint, "seed": seed, "slot": slot, "attempt": attempt, "mode": cfg["mode"],
             "labels": names, "source_content_hash": cfg["source"]["content_hash"], "speakers": cfg["speakers"],
-            "mi": {k: (None if not np.isfinite(v) else v) for k, v in mi.items()}, "mi_band": run["mi_band"]}
+            "mi": {k: (None if not np.isfinite(v) else v) for k, v in mi.items()}, "mi_band": run["mi_band"],
+            **self_record(cfg, bundle.fingerprint)}  # the shard vouches for itself (augment.vouch)
     name = shards.SHARD_PATTERN.format(slot=slot)
     chunk = shard_chunk_rows(n, shard.arrays["audio"].shape[1])
     final = join(loc.url, name)

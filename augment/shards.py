@@ -59,7 +59,10 @@ def manifest_bytes(rows: list[dict[str, Any]], run: dict[str, Any]) -> bytes:
     cols = {c: [r[c] for r in rows] for c in COLUMNS}
     for c in JSON_COLUMNS:
         cols[c] = [json.dumps(v, sort_keys=True) for v in cols[c]]
-    schema = _schema().with_metadata({b"mirage": json.dumps(run, sort_keys=True).encode()})
+    from mirage.featstore.kinds import MANIFEST_KIND_KEY, SHARD_SET
+
+    schema = _schema().with_metadata({b"mirage": json.dumps(run, sort_keys=True).encode(),
+                                      MANIFEST_KIND_KEY: SHARD_SET.encode()})
     table = pa.table(cols, schema=schema)
     buf = io.BytesIO()
     pq.write_table(table, buf)
@@ -108,6 +111,12 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_manifest(path, *, min_mi: float | None = None, storage_options: dict | None = None) -> pd.DataFrame:
+    """The committed shards (see :func:`read_manifest_run`, which also returns the run settings)."""
+    return read_manifest_run(path, min_mi=min_mi, storage_options=storage_options)[0]
+
+
+def read_manifest_run(path, *, min_mi: float | None = None,
+                      storage_options: dict | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The committed shards of a synthetic set, one row each, with ``path_abs`` resolved.
 
     ``path`` is the folder or its manifest.parquet. ``min_mi`` drops shards whose
@@ -119,7 +128,7 @@ def read_manifest(path, *, min_mi: float | None = None, storage_options: dict | 
     if min_mi is not None:
         min_mi = parse_unit_float(min_mi, flag="--min-mi")
     loc, name = manifest_location(path, storage_options)
-    df, _ = _load(loc, name)
+    df, run = _load(loc, name)
     missing = [c for c in ("path", "n_items", "mi_score") if c not in df.columns]
     if missing:
         raise StoreCorruptError(f"{loc.url}/{name}: expected manifest columns {list(COLUMNS)}, missing {missing}")
@@ -129,7 +138,7 @@ def read_manifest(path, *, min_mi: float | None = None, storage_options: dict | 
     if min_mi is not None:
         df = df[df["mi_score"] >= min_mi].reset_index(drop=True)
     df["path_abs"] = [join(loc.url, p) for p in df["path"]]
-    return df
+    return df, run
 
 
 def check_run_matches(loc: Location, existing: dict[str, Any], run: dict[str, Any]) -> None:

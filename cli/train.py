@@ -70,12 +70,15 @@ def _common(fn):
               help="Train on these views only (default: every view the store holds; tests use clean rows).")
 @click.option("--final", is_flag=True,
               help="Also train on every labelled item and save the classifier to OUT/model (for `train predict`).")
+@click.option("--allow-incomplete", is_flag=True,
+              help="Use a --synthetic set that holds fewer items than its `augment generate` run asked for "
+                   "(complete: false); refused by default.")
 @_dask_options
 @storage_options_option
 @verbosity_option
 def fit(store, synthetic, mode, evaluation, out, classifier, seed, min_mi, loader, max_memory_mb, loader_workers,
         synthetic_weight, layer, method, mtl_options, mtl_ablations, test_views, attack, train_views, final, workers,
-        scheduler, storage_options, normalise):
+        scheduler, storage_options, normalise, allow_incomplete):
     """Evaluate a classifier on real (+ synthetic) features; writes OUT/metrics.json and OUT/confusion.png."""
     from mirage.train.fit import fit as fit_fn
 
@@ -97,7 +100,8 @@ def fit(store, synthetic, mode, evaluation, out, classifier, seed, min_mi, loade
                  seed=seed, min_mi=min_mi, loader=loader, max_memory_mb=max_memory_mb, workers=workers,
                  scheduler=scheduler, loader_workers=loader_workers, storage_options=storage_options,
                  classifier_options={"synthetic_weight": synthetic_weight}, progress=True, layer=layer,
-                 normalise=normalise, test_views=test_views, train_views=train_views, attack=attack, final=final)
+                 normalise=normalise, test_views=test_views, train_views=train_views, attack=attack, final=final,
+                 allow_incomplete=allow_incomplete)
     click.echo(result.message)
     if final:
         click.echo(f"final classifier (trained on every labelled item) -> {out.rstrip('/')}/model")

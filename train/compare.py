@@ -241,7 +241,8 @@ def compare(store: str, out: str, *, methods: str | Sequence[str] = METHODS, n: 
                                       options=(baseline_options or {}).get(run_as, {}))
                 else:
                     info = generated[(method, fold.name)]
-                    _, kept = read_manifests([info["manifest"]], storage_options=storage_options)
+                    _, kept = read_manifests([info["manifest"]], storage_options=storage_options,
+                                             allow_incomplete=True)  # made here; n_train_synthetic says how many
                     kept = assign_shards([fold], kept)[fold.name] if not kept.empty else kept
                     synth = load_synthetic(kept, real.labels, mode=mode, audio_dim=real.audio_dim,
                                            storage_options=storage_options, client=client)

@@ -131,6 +131,9 @@ def load_real(url: str, *, mode: str = "ser", storage_options: dict[str, Any] | 
     from mirage.train.layers import LAYERS_ARRAY, check_layer, fixed_view
 
     store = cached_store(url, storage_options)
+    from mirage.featstore.kinds import require_features
+
+    require_features(store)
     cols = store_columns(store, mode)
     layer = check_layer(layer, store)
     if layer is not None:

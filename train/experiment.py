@@ -151,6 +151,9 @@ def locked_run(fn):
         from mirage.featstore.store.location import Location, WriterLock, check_out_dir
 
         check_out_dir(str(out))
+        from mirage.featstore.kinds import RUN, check_output
+
+        check_output(str(out), RUN, flag="--out", storage_options=kwargs.get("storage_options"))
         with WriterLock(Location(str(out), kwargs.get("storage_options")), f"run folder {out}"):
             return fn(first, out, *args, **kwargs)
 

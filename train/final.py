@@ -197,6 +197,9 @@ def predict_store(model_url: str, store_url: str, out: str, *, storage_options: 
 
     model = load_final(model_url, storage_options)
     store = open_store(store_url, storage_options=storage_options)
+    from mirage.featstore.kinds import require_features
+
+    require_features(store)
     check_extractors(model, store)
     layer = model.config.get("layer")
     audio_col = "audio_layers" if layer is not None else "audio"

@@ -48,9 +48,11 @@ class FitResult:
 
 
 def select_shards(folds, manifests: Sequence[str], *, min_mi: float | None, store_hash: str | None,
-                  storage_options: dict[str, Any] | None = None) -> dict[str, pd.DataFrame]:
-    """Per fold, the manifest rows it may use (leakage-checked, then MI-filtered)."""
-    all_rows, kept = read_manifests(manifests, min_mi=min_mi, storage_options=storage_options)
+                  storage_options: dict[str, Any] | None = None, allow_incomplete: bool = False) -> dict[str, pd.DataFrame]:
+    """Per fold, the manifest rows it may use (each row checked against its shard's own record,
+    leakage-checked, then MI-filtered); an incomplete set is refused unless ``allow_incomplete``."""
+    all_rows, kept = read_manifests(manifests, min_mi=min_mi, storage_options=storage_options,
+                                    allow_incomplete=allow_incomplete)
     if all_rows.empty:
         return {f.name: kept for f in folds}
     per_fold = assign_shards(folds, all_rows)
@@ -81,7 +83,7 @@ def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser
         storage_options: dict[str, Any] | None = None, classifier_options: dict[str, Any] | None = None,
         progress: bool = False, layer: int | str | None = None, normalise: str = "global",
         test_views: str | Sequence[str] | None = None, train_views: str | Sequence[str] | None = None,
-        attack: str | Sequence[str] | None = None, final: bool = False) -> FitResult:
+        attack: str | Sequence[str] | None = None, final: bool = False, allow_incomplete: bool = False) -> FitResult:
     """Train and evaluate per fold; write ``out/metrics.json`` and ``out/confusion.png``.
 
     ``layer`` (K, "mean" or "weighted"; see :mod:`train.layers`) trains on the store's
@@ -119,6 +121,9 @@ def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser
     t0 = time.perf_counter()
     clear_store_cache()  # a store rewritten at the same path since the last call must be reread
     real_store = cached_store(store, storage_options)
+    from mirage.featstore.kinds import require_features
+
+    require_features(real_store)
     columns = store_columns(real_store, mode)
     layer = check_layer(layer, real_store)
     if layer is not None and synthetic:
@@ -144,7 +149,7 @@ def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser
     folds = restrict_train(items, make_folds(items, real_store.metadata, evaluation), train_views, store=real_store.url)
     view_specs, per_view = view_tests(items, folds, test_views, store=real_store.url) if test_views else ([], {})
     per_fold = select_shards(folds, list(synthetic), min_mi=min_mi, store_hash=real_store.metadata.get("content_hash"),
-                             storage_options=storage_options)
+                             storage_options=storage_options, allow_incomplete=allow_incomplete)
     stream = loader == "stream" or (layer is None and normalise == "global" and loader == "auto" and not test_views and not attacks
                                     and not final
                                     and _estimate_bytes(real_store, columns, per_fold, mode) > max_memory_mb * 2**20)

@@ -27,22 +27,32 @@ SOURCE_HASH_COLUMN = "source_content_hash"
 TEXT_SOURCE_COLUMNS = ("text_utt_id", "source_utt_id", "cond_utt_id")
 
 
-def read_manifest(path: str, storage_options: dict[str, Any] | None = None) -> pd.DataFrame:
+def read_manifest(path: str, storage_options: dict[str, Any] | None = None, *,
+                  allow_incomplete: bool = False) -> pd.DataFrame:
     """One manifest's rows (``path`` = the shard folder or its manifest.parquet), ``path_abs`` resolved.
 
-    Reads the Parquet file only (augment's reader); no shard is opened.
+    Every row is checked against the shard it points at (:mod:`augment.vouch`: generator,
+    trained speakers, content hash — one small metadata read per shard, no array read), and
+    a set short of its requested items is refused unless ``allow_incomplete``.
     """
-    from mirage.augment.shards import read_manifest as _read
+    from mirage.augment.shards import read_manifest_run
+    from mirage.augment.vouch import check_complete, check_rows
+    from mirage.featstore.kinds import SHARD_SET, require_input
 
-    return _read(str(path), storage_options=storage_options)
+    require_input(str(path), SHARD_SET, flag="--synthetic", storage_options=storage_options)
+    df, run = read_manifest_run(str(path), storage_options=storage_options)
+    check_complete(str(path), df, run, allow_incomplete=allow_incomplete)
+    check_rows(df, run, storage_options)
+    return df
 
 
-def read_manifests(paths: Sequence[str], *, min_mi: float | None = None,
-                   storage_options: dict[str, Any] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(all_rows, kept_rows)`` of the manifests; kept = ``mi_score >= min_mi``. No shard is opened."""
+def read_manifests(paths: Sequence[str], *, min_mi: float | None = None, storage_options: dict[str, Any] | None = None,
+                   allow_incomplete: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(all_rows, kept_rows)`` of the manifests; kept = ``mi_score >= min_mi``. Each row is
+    checked against its shard's own record; no array is read."""
     frames = []
     for path in paths:
-        df = read_manifest(str(path), storage_options)
+        df = read_manifest(str(path), storage_options, allow_incomplete=allow_incomplete)
         df["manifest"] = str(path)
         frames.append(df)
     if not frames:

@@ -46,6 +46,12 @@ def _open_store(url: str, storage_options: dict[str, Any] | None) -> FeatureStor
     loc = Location(url, storage_options)
     kind = detect_format(loc.url, storage_options)
     if kind is None:
+        from mirage.featstore.kinds import describe, detect_kind
+
+        found = detect_kind(loc.url, storage_options)  # a generator, shard set or run folder: say so
+        if found is not None:
+            raise StoreNotFoundError(f"{loc.url}: expected a feature store, got {describe(found)}; pass a store written "
+                                     "by `featstore extract`")
         raise StoreNotFoundError(f"{loc.url}: expected a feature store, found nothing; run `featstore extract --store {loc.url}` first")
     if kind == "partial":
         raise StoreIncompleteError(f"{loc.url}: the extraction into this HDF5 store did not finish; rerun the same `featstore extract` command to resume")

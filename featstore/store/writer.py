@@ -65,7 +65,7 @@ class StoreWriter:
         self.staging = self.target if format == "zarr" else Location(self.target.url + ".partial.zarr", storage_options)
         self.fingerprint = plan_fingerprint(self.plan, self.arrays, metadata, self.chunk_rows)
         self.metadata = {
-            **metadata, "schema_version": SCHEMA_VERSION, "tool_version": tool_version(), "format": format,
+            "kind": "features", **metadata, "schema_version": SCHEMA_VERSION, "tool_version": tool_version(), "format": format,
             "plan_fingerprint": self.fingerprint, "chunk_rows": self.chunk_rows, "complete": False,
             "arrays": {k: v for k, v in sorted(self.arrays.items())},
         }
@@ -126,6 +126,10 @@ class StoreWriter:
 
     def _check_target_kind(self) -> None:
         """A Zarr store is a folder, an HDF5 one a file; refuse to write over anything else."""
+        from mirage.featstore.kinds import check_output, store_kind
+
+        if self.target.exists():  # never write a store into a generator, shard set or run folder
+            check_output(self.target.url, store_kind(self.metadata), flag="--store", storage_options=self.storage_options)
         if self.target.object_store:
             return
         fs, path = self.target.fs, self.target.path

@@ -69,7 +69,10 @@ def make_shards(out_dir, real, *, trained_speakers, n_items: int = 40, mi_scores
         if text_pred:
             arrays["text_pred"] = t + 0.1 * rng.standard_normal(t.shape).astype(np.float32)
         name = f"shard-{k:05d}"
-        write_store(os.path.join(str(out_dir), name), items=items, arrays=arrays, metadata={"kind": "synthetic"}, chunk_rows=16)
+        # the shard's own record (augment.vouch): readers check the manifest row against it
+        record = {"kind": "synthetic", "trained_speakers": list(trained_speakers),
+                  "source_content_hash": real.metadata.get("content_hash")}
+        write_store(os.path.join(str(out_dir), name), items=items, arrays=arrays, metadata=record, chunk_rows=16)
         hist = {str(l): int(c) for l, c in zip(*np.unique(lab, return_counts=True))}
         rows.append({"path": name, "n_items": n_items, "mi_score": float(score), "mi_y_nats": 1.0, "mi_t_nats": 1.0,
                      "label_histogram": str(hist), "generator_fingerprint": "fixture", "seed": seed,
