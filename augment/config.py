@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from mirage.featstore.settings import check_known
+from mirage.featstore.settings import check_known, setting
 from mirage.featstore.errors import ConfigError
 
 
@@ -18,40 +18,40 @@ class FitConfig:
     Training runs on the CPU: the networks are small MLPs that a GPU would not speed up."""
 
     # method
-    lambda_mi: float = 1.0          # weight of the MI terms in G's loss; 0 = conditional-GAN ablation
-    lambda_text: float = 1.0        # relative weight of the text InfoNCE term inside the MI terms
-    lambda_warmup: float = 0.0      # fraction of stage-2 epochs over which lambda ramps linearly 0 -> lambda_mi
-    tau: float = 0.1                # temperature of the contrastive / InfoNCE terms
-    ce_margin_nats: float = 0.0     # hinge on G's emotion CE: no push once a sample's CE is below it
-    diversity: float = 0.0          # mode-seeking term weight (Mao et al. 2019): keeps G(z1,c) != G(z2,c)
-    moment: float = 0.0             # per-class mean/std matching to the real data (keeps samples realistic)
-    mixup: float = 1.0              # weight of the mix-up (real/fake interpolation) term in D's loss
-    cond_d: bool = False            # projection discriminator D(h, y) instead of D(h)
+    lambda_mi: float = setting(1.0, "MI weight λ in G's loss; 0 = conditional-GAN ablation.")
+    lambda_text: float = setting(1.0, "Relative weight of the text InfoNCE term inside the MI terms.")
+    lambda_warmup: float = setting(0.0, "Fraction of GAN epochs over which λ ramps linearly from 0.")
+    tau: float = setting(0.1, "Temperature of the contrastive / InfoNCE terms.")
+    ce_margin_nats: float = setting(0.0, "Stop pushing a sample once Q_y's CE on it is below this (0 = off).")
+    diversity: float = setting(0.0, "Mode-seeking term weight (Mao et al. 2019; 0 = off): keeps G(z1,c) != G(z2,c).")
+    moment: float = setting(0.0, "Per-class mean/std matching weight (0 = off): keeps samples realistic.")
+    mixup: float = setting(1.0, "Weight of the mix-up (real/fake interpolation) term in D's loss (0 = off).")
+    cond_d: bool = setting(False, "Projection discriminator D(h, y) instead of D(h).")
     # feature space: standardise, then keep the principal components explaining this share of
     # the variance (whitened); >= 1 means plain standardisation
-    pca_var: float = 0.99
-    pca_max_dim: int | None = None
+    pca_var: float = setting(0.99, "Share of feature variance kept by the whitened PCA the GAN works in (1 = none).")
+    pca_max_dim: int | None = setting(None, "At most this many PCA components (default: no cap).")
     # sizes
-    noise_dim: int = 32
-    hidden: int = 128
-    proj_dim: int = 128
+    noise_dim: int = setting(32, "Size of z.")
+    hidden: int = setting(128, "Hidden width of the MLPs.")
+    proj_dim: int = setting(128, "Width of the contrastive projection heads.")
     # optimisation
-    batch_size: int = 64
-    epochs: int | None = None       # stage 2 (GAN) epochs; 0 = untrained generator
-    align_epochs: int | None = None # stage 1 (alignment) epochs
-    target_steps: int = 1200        # stage-2 updates aimed at when epochs is None
-    align_target_steps: int = 400   # stage-1 updates aimed at when align_epochs is None
-    lr_g: float = 1e-3
-    lr_d: float = 1e-3
-    lr_align: float = 1e-3
-    weight_decay_align: float = 1e-4
-    align_noise: float = 0.1        # Gaussian input noise (std, standardised units) when fitting Q heads
-    max_loss: float = 1e4           # a loss above this counts as exploded
-    eval_samples: int = 256         # generated samples scored per epoch for the MI curves
+    batch_size: int = setting(64, "Batch size (at least 2: the contrastive terms need negatives).")
+    epochs: int | None = setting(None, "GAN (stage 2) epochs (default: enough for --target-steps updates; 0 = untrained G).")
+    align_epochs: int | None = setting(None, "Alignment (stage 1) epochs (default: enough for --align-target-steps updates).")
+    target_steps: int = setting(1200, "Stage-2 updates aimed at when --epochs is not given.")
+    align_target_steps: int = setting(400, "Stage-1 updates aimed at when --align-epochs is not given.")
+    lr_g: float = setting(1e-3, "Generator learning rate.")
+    lr_d: float = setting(1e-3, "Discriminator learning rate.")
+    lr_align: float = setting(1e-3, "Alignment-head learning rate.")
+    weight_decay_align: float = setting(1e-4, "Weight decay of the alignment heads.")
+    align_noise: float = setting(0.1, "Gaussian input noise (std, standardised units) when fitting the Q heads.")
+    max_loss: float = setting(1e4, "A loss above this counts as exploded (the fit stops with an error).")
+    eval_samples: int = setting(256, "Generated samples scored per epoch for the MI curves.")
     # torch intra-op threads during the fit (None: leave as is). 1 by default: these MLPs are
     # too small to gain from more, and on a shared box extra threads spin-wait (a 2-thread
     # EmoDB fit took 580 s wall next to other jobs, against ~25 s with one thread).
-    num_threads: int | None = 1
+    num_threads: int | None = setting(1, "torch threads during the fit.", flag="--threads")
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> "FitConfig":

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 def fit_generator(store, out_dir, *, mode: str = "ser", exclude_speakers=(), include_utt_ids=None,
-                  lambda_mi: float = 1.0, epochs: int | None = None, seed: int = 0,
+                  lambda_mi: float | None = None, epochs: int | None = None, seed: int = 0,
                   storage_options: dict | None = None, progress: bool = True, use_text: bool | None = None,
                   overwrite: bool = False, **hyper: Any) -> pathlib.Path | str:
     """Train a generator on the labelled items of ``store`` and write it to ``out_dir``.

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from mirage.cli.common import echo_json, run, storage_options_option, verbosity_option
+from mirage.augment.config import FitConfig
+from mirage.cli.common import echo_json, given_settings, run, settings_options, storage_options_option, verbosity_option
 
 
 class _Count(click.ParamType):
@@ -49,25 +50,7 @@ def main():
 @click.option("--text/--no-text", "use_text", default=None,
               help="Condition G on text codes too (default: only in multimodal mode; --no-text forces c = y).")
 @click.option("--exclude-speakers", default="", help="Comma-separated speaker ids left out of training (a test fold).")
-@click.option("--lambda-mi", type=float, default=1.0, show_default=True, help="MI weight λ; 0 = conditional GAN.")
-@click.option("--lambda-warmup", type=float, default=None, help="Fraction of GAN epochs over which λ ramps up from 0.")
-@click.option("--diversity", type=float, default=None, help="Mode-seeking term weight (0 = off).")
-@click.option("--moment", type=float, default=None, help="Per-class mean/std matching weight (0 = off).")
-@click.option("--ce-margin-nats", type=float, default=None,
-              help="Stop pushing a sample once Q_y's CE on it is below this (0 = off).")
-@click.option("--cond-d", is_flag=True, default=None, help="Projection discriminator D(h, y).")
-@click.option("--mixup", type=float, default=None, help="Weight of the mix-up term in D's loss (default 1; 0 = off).")
-@click.option("--pca-var", type=float, default=None,
-              help="Share of feature variance kept by the whitened PCA the GAN works in (default 0.99; 1 = none).")
-@click.option("--tau", type=float, default=None, help="Contrastive temperature (default 0.1).")
-@click.option("--epochs", type=int, default=None, help="GAN epochs (default: ~1200 updates; 0 = untrained G).")
-@click.option("--align-epochs", type=int, default=None, help="Alignment (stage 1) epochs (default: ~400 updates).")
-@click.option("--batch-size", type=int, default=None, help="Batch size (default 64).")
-@click.option("--hidden", type=int, default=None, help="Hidden width of the MLPs (default 128).")
-@click.option("--noise-dim", type=int, default=None, help="Size of z (default 32).")
-@click.option("--lr-g", type=float, default=None, help="Generator learning rate (default 1e-3).")
-@click.option("--lr-d", type=float, default=None, help="Discriminator learning rate (default 1e-3).")
-@click.option("--threads", "num_threads", type=int, default=None, help="torch threads during the fit (default 1).")
+@settings_options(FitConfig)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace a generator fitted on another store in --out.")
 @storage_options_option
@@ -77,8 +60,9 @@ def fit(store, out, mode, use_text, exclude_speakers, quiet, **options):
     """Train the alignment heads and the InfoGAN generator on a labelled store."""
     from mirage.augment.fit import fit_generator
 
+    settings, rest = given_settings(options, FitConfig)
     model = run(fit_generator, store, out, mode=mode, use_text=use_text, exclude_speakers=exclude_speakers,
-                progress=not quiet, **options)
+                progress=not quiet, **rest, **settings)
     from mirage.augment.checkpoint import read_config
 
     final = run(read_config, str(model), options.get("storage_options"))["final"]

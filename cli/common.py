@@ -114,3 +114,52 @@ class LayerChoice(click.ParamType):
             return int(text)
         except ValueError:
             self.fail(f"expected a layer index or one of {', '.join(self.words)}, got {value!r}", param, ctx)
+
+
+_CLICK_TYPES = {"float": float, "int": int, "str": str}
+
+
+def settings_options(cls, *, exclude: tuple[str, ...] = ()):
+    """Click options generated from a settings dataclass's fields (``featstore.settings.setting``).
+
+    Every option defaults to "not given", so the dataclass stays the one home of each default;
+    the help text shows the dataclass's default. Use :func:`given_settings` to pass on only the
+    options the user gave."""
+    from mirage.featstore.settings import option_specs
+
+    specs = option_specs(cls, exclude=exclude)
+
+    def decorate(fn):
+        for spec in reversed(specs):
+            shown = "" if spec.default is None else f" [default: {_shown(spec.default)}]"
+            if spec.kind == "bool":
+                no = "--no-" + spec.flag[2:]
+                fn = click.option(f"{spec.flag}/{no}", spec.name, default=None, help=spec.help + shown)(fn)
+            else:
+                fn = click.option(spec.flag, spec.name, type=_CLICK_TYPES[spec.kind], default=None, metavar=spec.metavar,
+                                  help=spec.help + shown)(fn)
+        return fn
+
+    return decorate
+
+
+def given_settings(options: dict, cls) -> tuple[dict, dict]:
+    """Split a command's ``options`` into (the fields of ``cls`` the user gave, every non-field option).
+
+    Options left at "not given" are dropped, so the dataclass's own default applies."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(cls)}
+    ctx = click.get_current_context(silent=True)
+
+    def given(k: str, v) -> bool:
+        if v is None:
+            return False
+        return ctx is None or ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT
+
+    settings = {k: v for k, v in options.items() if k in names and given(k, v)}
+    return settings, {k: v for k, v in options.items() if k not in names}
+
+
+def _shown(value) -> str:
+    return "on" if value is True else "off" if value is False else str(value)

@@ -14,3 +14,42 @@ def check_known(cls, kwargs: dict[str, Any], what: str) -> None:
     unknown = sorted(set(kwargs) - names)
     if unknown:
         raise ConfigError(f"{what}: unknown setting(s) {unknown}; expected some of {sorted(names)}")
+
+
+def setting(default: Any, help: str, *, flag: str | None = None, cli: bool = True, metavar: str | None = None):
+    """A settings-dataclass field that also describes its command-line option.
+
+    ``help`` is the option's help text (the default is appended by the CLI, never repeated by
+    hand); ``flag`` overrides the generated ``--field-name``; ``cli=False`` keeps a field off
+    the command line (a library-only or expert knob)."""
+    return dataclasses.field(default=default, metadata={"help": help, "flag": flag, "cli": cli, "metavar": metavar})
+
+
+@dataclasses.dataclass(frozen=True)
+class OptionSpec:
+    """What a CLI needs to build one option from a settings field (see :func:`option_specs`)."""
+
+    name: str           # the field (and keyword) name
+    flag: str           # e.g. "--lambda-mi"
+    kind: str           # "float", "int" or "bool"
+    default: Any
+    help: str
+    metavar: str | None
+
+
+_KINDS = {"float": "float", "int": "int", "bool": "bool", "str": "str"}
+
+
+def option_specs(cls, *, exclude: tuple[str, ...] = ()) -> list[OptionSpec]:
+    """One :class:`OptionSpec` per field of ``cls`` declared with :func:`setting` (``cli=True``)."""
+    specs = []
+    for f in dataclasses.fields(cls):
+        meta = f.metadata
+        if "help" not in meta or not meta.get("cli", True) or f.name in exclude:
+            continue
+        base = str(f.type).replace("Optional[", "").replace("]", "").split("|")[0].strip()
+        if base not in _KINDS:
+            raise TypeError(f"{cls.__name__}.{f.name}: expected a float, int, bool or str field for the CLI, got {f.type!r}")
+        specs.append(OptionSpec(f.name, meta.get("flag") or "--" + f.name.replace("_", "-"), _KINDS[base],
+                                f.default, meta["help"], meta.get("metavar")))
+    return specs
