@@ -38,6 +38,26 @@ def _common(fn):
     return fn
 
 
+def _synthetic_loss_options(fn):
+    """Classifier settings for synthetic rows (train.distill); passed through as classifier options."""
+    fn = click.option("--keep-nn-quantile", type=float, default=None, metavar="Q",
+                      help="Keep synthetic rows nearer a real training row than this quantile of the real rows' "
+                           "nearest-other-real distances (standardised space).")(fn)
+    fn = click.option("--keep-margin", default=None, metavar="LO,HI",
+                      help="Keep synthetic rows that a real-only classifier of the fold places right with a margin "
+                           "p(y) - max other p in [LO, HI] (hard-but-correct), e.g. 0,0.9.")(fn)
+    fn = click.option("--synthetic-hard-weight", type=float, default=None,
+                      help="--synthetic-loss distill: weight of the hard-label CE on synthetic rows (default 0.5).")(fn)
+    fn = click.option("--distill-weight", type=float, default=None,
+                      help="--synthetic-loss distill: weight of the T^2 KL to the real-only teacher (default 0.5).")(fn)
+    fn = click.option("--distill-temperature", type=float, default=None,
+                      help="--synthetic-loss distill: softmax temperature T (default 2).")(fn)
+    fn = click.option("--synthetic-loss", type=click.Choice(["weighted", "distill"]), default=None,
+                      help="weighted (default): one weighted CE over real + synthetic rows. distill: real CE + "
+                           "distillation from a real-only teacher + hard CE on synthetic rows, as separate terms.")(fn)
+    return fn
+
+
 @main.command()
 @_common
 @click.option("--synthetic", multiple=True, metavar="MANIFEST",
@@ -73,12 +93,13 @@ def _common(fn):
 @click.option("--allow-incomplete", is_flag=True,
               help="Use a --synthetic set that holds fewer items than its `augment generate` run asked for "
                    "(complete: false); refused by default.")
+@_synthetic_loss_options
 @_dask_options
 @storage_options_option
 @verbosity_option
 def fit(store, synthetic, mode, evaluation, out, classifier, seed, min_mi, loader, max_memory_mb, loader_workers,
         synthetic_weight, layer, method, mtl_options, mtl_ablations, test_views, attack, train_views, final, workers,
-        scheduler, storage_options, normalise, allow_incomplete):
+        scheduler, storage_options, normalise, allow_incomplete, **synthetic_loss):
     """Evaluate a classifier on real (+ synthetic) features; writes OUT/metrics.json and OUT/confusion.png."""
     from mirage.train.fit import fit as fit_fn
 
@@ -99,7 +120,7 @@ def fit(store, synthetic, mode, evaluation, out, classifier, seed, min_mi, loade
     result = run(fit_fn, store, out, synthetic=synthetic, mode=mode, evaluation=evaluation, classifier=classifier,
                  seed=seed, min_mi=min_mi, loader=loader, max_memory_mb=max_memory_mb, workers=workers,
                  scheduler=scheduler, loader_workers=loader_workers, storage_options=storage_options,
-                 classifier_options={"synthetic_weight": synthetic_weight}, progress=True, layer=layer,
+                 classifier_options={"synthetic_weight": synthetic_weight, **synthetic_loss}, progress=True, layer=layer,
                  normalise=normalise, test_views=test_views, train_views=train_views, attack=attack, final=final,
                  allow_incomplete=allow_incomplete)
     click.echo(result.message)
@@ -151,11 +172,13 @@ def predict(model, store, audio, out, device, storage_options):
               help="inner: choose each baseline's n and synthetic weight per outer fold on 3 inner leave-speakers-out "
                    "folds of its training speakers (generators keep their settings); method auto chooses among none "
                    "and the baselines the same way.")
+@_synthetic_loss_options
 @_dask_options
 @storage_options_option
 @verbosity_option
 def compare(store, methods, n, min_mi, mode, evaluation, out, classifier, seed, lambda_mi, gen_epochs, gen_options, mi_band,
-            balanced, mixup_pairs, synthetic_weight, select, workers, scheduler, storage_options, normalise):
+            balanced, mixup_pairs, synthetic_weight, select, workers, scheduler, storage_options, normalise,
+            **synthetic_loss):
     """Compare augmentation methods on the same folds and seeds; writes OUT/compare.json, compare.md, plots."""
     from mirage.train.compare import compare as compare_fn
 
@@ -164,7 +187,7 @@ def compare(store, methods, n, min_mi, mode, evaluation, out, classifier, seed, 
     result = run(compare_fn, store, out, methods=methods, n=n, min_mi=min_mi, mode=mode, evaluation=evaluation,
                  classifier=classifier, seed=seed, workers=workers, scheduler=scheduler, lambda_mi=lambda_mi,
                  storage_options=storage_options, generator_options=gen, generate_options=generate_opts,
-                 classifier_options={"synthetic_weight": synthetic_weight},
+                 classifier_options={"synthetic_weight": synthetic_weight, **synthetic_loss},
                  baseline_options={"mixup": {"pairs": mixup_pairs}}, progress=True, normalise=normalise,
                  select=select)
     click.echo(result.message)

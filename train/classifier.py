@@ -11,6 +11,7 @@ count and its own seeded RNG, so the same seed gives the same weights.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -42,6 +43,15 @@ class ClassifierConfig:
     batch_size: int = 512         # streamed mini-batch size
     synthetic_weight: float = 1.0 # loss weight of a synthetic row relative to a real one
     num_threads: int = 1          # torch intra-op threads during fit/predict (fixed for reproducibility)
+    # synthetic rows as their own loss term and their selection (see train.distill); defaults = one weighted CE
+    synthetic_loss: str = "weighted"     # "weighted" | "distill" (real CE + KL to a real-only teacher + hard CE)
+    distill_temperature: float = 2.0     # T of the teacher's and the student's softened distributions
+    distill_weight: float = 0.5          # w_d: weight of T^2 * KL(teacher_T || student_T) on synthetic rows
+    synthetic_hard_weight: float = 0.5   # w_h: weight of the hard-label CE on synthetic rows
+    keep_margin: tuple[float, float] | None = None  # keep synthetic rows the real-only classifier places right
+    #                                                 with p(y) - max_{k!=y} p(k) in [lo, hi]
+    keep_nn_quantile: float | None = None  # keep synthetic rows nearer a real row than this quantile of the
+    #                                        real rows' nearest-other-real distances
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> "ClassifierConfig":
@@ -51,7 +61,22 @@ class ClassifierConfig:
             raise ConfigError(f"--classifier: expected one of {', '.join(KINDS)}, got {cfg.kind!r}")
         if cfg.l2 < 0 or cfg.synthetic_weight < 0 or cfg.num_threads < 1:
             raise ConfigError(f"classifier: expected l2 >= 0, synthetic_weight >= 0, num_threads >= 1, got {cfg}")
-        return cfg
+        from mirage.train.distill import check_synthetic_options
+
+        return check_synthetic_options(cfg)
+
+    def to_json(self) -> dict[str, Any]:
+        """Settings as recorded in metrics/config files; the synthetic-loss settings only when not at their
+        defaults, so runs that do not use them keep the bytes they had before those settings existed."""
+        out = dataclasses.asdict(self)
+        for f in dataclasses.fields(self):
+            if f.name in SYNTHETIC_LOSS_FIELDS and out[f.name] == f.default:
+                del out[f.name]
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+SYNTHETIC_LOSS_FIELDS = ("synthetic_loss", "distill_temperature", "distill_weight", "synthetic_hard_weight",
+                         "keep_margin", "keep_nn_quantile")
 
 
 @dataclass
@@ -106,6 +131,10 @@ def _weights(model: nn.Module) -> list[torch.Tensor]:
     return [p for n, p in model.named_parameters() if n.endswith("weight")]
 
 
+def l2_penalty(model: nn.Module, l2: float) -> torch.Tensor | float:
+    return 0.5 * l2 * sum((p * p).sum() for p in _weights(model)) if l2 else 0.0
+
+
 def _loss(model: nn.Module, x: torch.Tensor, target: torch.Tensor, w: torch.Tensor, l2: float) -> torch.Tensor:
     logits = model(x)
     if target.dtype == torch.int64:
@@ -137,18 +166,24 @@ def targets(y: np.ndarray, n_classes: int) -> np.ndarray:
 def fit_in_memory(x: np.ndarray, y: np.ndarray, w: np.ndarray | None, *, n_classes: int,
                   cfg: ClassifierConfig, seed: int) -> nn.Module:
     """Fit on standardised rows ``x`` with int or soft labels ``y`` and row weights ``w``."""
+    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    yt = torch.from_numpy(targets(y, n_classes))
+    wt = torch.from_numpy(np.ones(len(x), np.float32) if w is None else np.asarray(w, np.float32))
+    return fit_objective(lambda model: _loss(model, xt, yt, wt, cfg.l2), in_dim=x.shape[1], n_classes=n_classes,
+                         cfg=cfg, seed=seed)
+
+
+def fit_objective(objective, *, in_dim: int, n_classes: int, cfg: ClassifierConfig, seed: int) -> nn.Module:
+    """Minimise ``objective(model)`` (a scalar, full batch) over a fresh model: L-BFGS (linear) or AdamW (MLP)."""
     with seeded(seed, cfg.num_threads):
-        model = build_model(cfg, x.shape[1], n_classes)
-        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-        yt = torch.from_numpy(targets(y, n_classes))
-        wt = torch.from_numpy(np.ones(len(x), np.float32) if w is None else np.asarray(w, np.float32))
+        model = build_model(cfg, in_dim, n_classes)
         if cfg.kind == "linear":
             opt = torch.optim.LBFGS(model.parameters(), lr=1.0, max_iter=cfg.max_iter, history_size=20,
                                     tolerance_grad=1e-7, tolerance_change=1e-10, line_search_fn="strong_wolfe")
 
             def closure():
                 opt.zero_grad()
-                loss = _loss(model, xt, yt, wt, cfg.l2)
+                loss = objective(model)
                 loss.backward()
                 return loss
 
@@ -158,7 +193,7 @@ def fit_in_memory(x: np.ndarray, y: np.ndarray, w: np.ndarray | None, *, n_class
             model.train()
             for step in range(cfg.steps):
                 opt.zero_grad()
-                loss = _loss(model, xt, yt, wt, cfg.l2)
+                loss = objective(model)
                 loss.backward()
                 opt.step()
                 if step % 50 == 0:

@@ -1,18 +1,15 @@
 """``train compare``: every augmentation method under the same folds, seeds and classifier.
 
-Methods: ``none`` (real data only), the baselines of :mod:`train.baselines` (``smote``,
-``mixup``, ``noise``), and two generators fitted per fold through the augment API with the
-fold's test speakers excluded: ``cgan`` (λ = 0, no MI terms; shards not MI-filtered) and
-``infogan`` (the MI-regularised generator, shards filtered by ``min_mi``; ``generate_options``
-such as ``mi_band`` or ``balanced`` go to its ``augment generate``). Every method gets
-``n`` synthetic rows per fold (``4x`` = four per real training item; an MI filter may
-leave fewer, which ``n_train_synthetic`` reports). Generator fits run as Dask tasks — in
-parallel on a local cluster with ``workers=N`` or an existing one with ``scheduler`` — and
-their seeds depend on (seed, method, fold) only, so the worker count does not change results.
-The classifier seed depends on (seed, fold) only: ``none`` reproduces ``train fit``.
-``auto`` picks, per outer fold, ``none`` or a baseline by inner leave-speakers-out folds of
-the training speakers, and ``select="inner"`` picks each baseline's settings the same way
-(:mod:`train.select`; generators are not selected yet).
+The methods are the objects of :mod:`train.methods` (``none``, ``smote``, ``mixup``, ``noise``,
+``calibrate``, ``cgan``, ``infogan``, ``mtl-aug``, ``auto``), each behind one interface: fold in,
+training rows out. This runner only calls that interface — no per-method branches. Every
+method gets ``n`` synthetic rows per fold (``4x`` = four per real training item; an MI filter
+may leave a generator fewer, which ``n_train_synthetic`` reports). Work declared as jobs (a
+generator fit + generation per fold, with the fold's test speakers excluded) runs first as Dask
+tasks — in parallel on a local cluster with ``workers=N`` or an existing one with
+``scheduler`` — and their seeds depend on (seed, method, fold) only, so the worker count does
+not change results. The classifier seed depends on (seed, fold) only: ``none`` reproduces
+``train fit``. ``auto`` and ``select="inner"`` are :mod:`train.select`'s.
 
 Outputs in ``out``: ``compare.json`` (method -> ``uar_mean`` (fold mean), ``uar_std``,
 ``uar_pooled`` (all folds' predictions together), ``wa``, ``macro_f1``, ``fold_uar`` {fold: UAR},
@@ -30,7 +27,6 @@ every method; a non-default value is recorded in the config.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import time
@@ -40,22 +36,24 @@ from typing import Any, Sequence
 import numpy as np
 
 from mirage.featstore.errors import ConfigError
-from mirage.train.baselines import BASELINES
-from mirage.train.select import BASELINE_GRID, INNER_FOLDS, baseline_set, setting_config
 from mirage.train.classifier import ClassifierConfig
-from mirage.train.dataset import RealData, TrainingSet, assemble, check_mode, check_normalise, load_real, prepare_fold
-from mirage.train.experiment import FoldResult, evaluate_in_memory, round_floats, summarize, write_metrics, locked_run
-from mirage.train.folds import Fold, assign_shards, corpus_name, make_folds
-from mirage.train.loaders import clear_store_cache
+from mirage.train.dataset import RealData, check_mode, check_normalise, load_real, prepare_fold
+from mirage.train.experiment import FoldResult, round_floats, summarize, write_metrics, locked_run
+from mirage.train.folds import Fold, corpus_name, make_folds
+from mirage.train.methods import BASELINE_GRID, REGISTRY, Job, RunContext, get
+from mirage.train.methods.base import fold_context, fold_rows
+from mirage.train.methods.generative import GENERATOR_OPTIONS, slug as _slug
 from mirage.train.metrics import plot_bars
 from mirage.train.outputs import out_path, write_json, write_text
 from mirage.train.seeds import derive_seed
-from mirage.train.synthetic import load_synthetic, read_manifests
+from mirage.train.select import INNER_FOLDS, check_select, grid, select_fold
 
 log = logging.getLogger(__name__)
 
-METHODS = ("none", "smote", "mixup", "noise", "cgan", "infogan", "auto")
-GENERATIVE = ("cgan", "infogan")
+METHODS = tuple(REGISTRY)
+#: What ``compare`` runs when not told (the CLI's default leaves auto out).
+DEFAULT_METHODS = ("none", "smote", "mixup", "noise", "cgan", "infogan", "auto")
+GENERATIVE = tuple(n for n, m in REGISTRY.items() if m.generator)
 
 
 @dataclass
@@ -75,10 +73,6 @@ def parse_methods(methods: str | Sequence[str]) -> list[str]:
     if unknown or not names:
         raise ConfigError(f"--methods: expected a comma-separated subset of {','.join(METHODS)}, got {methods!r}")
     return list(dict.fromkeys(names))
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text)
 
 
 def generate_for_fold(store: str, out_dir: str, *, mode: str, exclude_speakers: Sequence[str],
@@ -125,26 +119,10 @@ def write_normalised_store(real: RealData, fold: Fold, url: str) -> str:
     return url
 
 
-def _run_generators(store_url: str, out: str, folds: Sequence[Fold], items, methods: Sequence[str], *, mode: str,
-                    n_per_fold: dict[str, int], min_mi: float | None, lambda_mi: float | None, seed: int,
-                    storage_options, generator_options: dict[str, Any], generate_options: dict[str, Any],
-                    client, progress: bool = False, fold_stores: dict[str, str] | None = None
-                    ) -> dict[tuple[str, str], dict]:
+def _run_jobs(jobs: Sequence[Job], client, progress: bool = False) -> dict[tuple[str, str], dict]:
+    """Every job (:func:`generate_for_fold`), on the Dask cluster when there is one."""
     from tqdm.auto import tqdm
 
-    jobs = []
-    for method in [m for m in methods if m in GENERATIVE]:
-        for fold in folds:
-            # a per-fold normalised store holds the training rows only (nothing to exclude)
-            kwargs = dict(mode=mode, exclude_speakers=() if fold.name in (fold_stores or {}) else fold.test_speakers,
-                          include_utt_ids=items["utt_id"].iloc[fold.train].astype(str).tolist(),
-                          lambda_mi=0.0 if method == "cgan" else lambda_mi, n_items=n_per_fold[fold.name],
-                          min_mi=float(min_mi or 0.0) if method == "infogan" else 0.0,
-                          seed=derive_seed(seed, "generator", method, fold.name), storage_options=storage_options,
-                          generator_options=generator_options,
-                          generate_options=generate_options if method == "infogan" else {})
-            jobs.append(((method, fold.name), os.path.join(out, "generators", method, _slug(fold.name)), kwargs,
-                         (fold_stores or {}).get(fold.name, store_url)))
     if not jobs:
         return {}
     log.info("fitting %d generators (%s)", len(jobs), "on the Dask cluster" if client is not None else "in-process")
@@ -152,21 +130,21 @@ def _run_generators(store_url: str, out: str, folds: Sequence[Fold], items, meth
     if client is not None:
         from distributed import as_completed
 
-        futures = [client.submit(generate_for_fold, url, d, pure=False, **kw) for _, d, kw, url in jobs]
+        futures = [client.submit(generate_for_fold, j.store_url, j.out_dir, pure=False, **j.kwargs) for j in jobs]
         for _ in as_completed(futures):
             bar.update()
         results = client.gather(futures)
     else:
         results = []
-        for _, d, kw, url in jobs:
-            results.append(generate_for_fold(url, d, **kw))
+        for j in jobs:
+            results.append(generate_for_fold(j.store_url, j.out_dir, **j.kwargs))
             bar.update()
     bar.close()
-    return {key: res for (key, _, _, _), res in zip(jobs, results)}
+    return {j.key: res for j, res in zip(jobs, results)}
 
 
 @locked_run
-def compare(store: str, out: str, *, methods: str | Sequence[str] = METHODS, n: str | int = "4x",
+def compare(store: str, out: str, *, methods: str | Sequence[str] = DEFAULT_METHODS, n: str | int = "4x",
             min_mi: float | None = None, mode: str = "ser", evaluation: str = "loso", classifier: str = "linear",
             seed: int = 0, workers: int = 0, scheduler: str | None = None, lambda_mi: float | None = None,
             storage_options: dict[str, Any] | None = None, classifier_options: dict[str, Any] | None = None,
@@ -179,21 +157,20 @@ def compare(store: str, out: str, *, methods: str | Sequence[str] = METHODS, n: 
     augment the fold's rows after normalisation; with ``speaker`` the generators are fitted
     on a per-fold store of the training rows z-scored per speaker
     (:func:`write_normalised_store`), so their samples live in the classifier's space.
+    ``baseline_options`` maps a method to its options (``{"mixup": {"pairs": "same"}}``,
+    ``{"calibrate": {"k": 2, "alpha": 0.1}}``, ``{"mtl-aug": {"w_aug": 0}}``).
 
-    ``select="inner"`` picks each baseline's setting per outer fold on inner folds of the
+    ``select="inner"`` picks each gridded method's setting per outer fold on inner folds of the
     training speakers, and ``auto`` picks a method per outer fold the same way (see
     :mod:`train.select`); the choices are listed in compare.json (``selected``, ``chosen``,
     ``inner_uar``)."""
     from tqdm.auto import tqdm
 
-    from mirage.augment.counts import parse_count
     from mirage.featstore.dask_utils import dask_client
 
     names = parse_methods(methods)
     check_mode(mode)
     normalise = check_normalise(normalise)
-    from mirage.train.select import check_select
-
     select = check_select(select)
     cfg = ClassifierConfig.from_kwargs(kind=classifier, **(classifier_options or {}))
     if min_mi is not None and not 0.0 <= float(min_mi) <= 1.0:
@@ -204,98 +181,55 @@ def compare(store: str, out: str, *, methods: str | Sequence[str] = METHODS, n: 
 
         check_fit_options(**gen_opts)  # fail before any work on a misspelt setting
     t0 = time.perf_counter()
-    clear_store_cache()
     with dask_client(workers=workers, scheduler=scheduler) as client:
         real = load_real(store, mode=mode, storage_options=storage_options, client=client)
+        options = {**(baseline_options or {}), GENERATOR_OPTIONS: {
+            "lambda_mi": lambda_mi, "min_mi": min_mi, "generator_options": gen_opts,
+            "generate_options": dict(generate_options or {})}}
+        run = RunContext(real, mode, normalise, evaluation, int(seed), str(n), cfg, options,
+                         storage_options=storage_options, client=client)
+        for name in names:
+            get(name).prepare(run)
         folds = make_folds(real.items, real.metadata, evaluation)
-        n_per_fold = {f.name: parse_count(n, len(f.train)) for f in folds}
         fold_stores = {}
         if normalise == "speaker" and any(m in GENERATIVE for m in names):
             fold_stores = {f.name: write_normalised_store(real, f, os.path.join(out, "generators", "_normalised",
                                                                                 _slug(f.name) + ".zarr"))
                            for f in folds}
-        generated = _run_generators(real.url, out, folds, real.items, names, mode=mode, n_per_fold=n_per_fold,
-                                    min_mi=min_mi, lambda_mi=lambda_mi, seed=seed, storage_options=storage_options,
-                                    generator_options=gen_opts, generate_options=dict(generate_options or {}),
-                                    client=client, progress=progress, fold_stores=fold_stores)
+        jobs = [j for name in names for j in get(name).jobs(run, folds, out, fold_stores)]
+        run.generated.update(_run_jobs(jobs, client, progress=progress))
         per_method: dict[str, list[FoldResult]] = {m: [] for m in names}
-        extras: dict[str, dict[str, Any]] = {}
         for fold in tqdm(folds, desc="train compare: classifiers per fold", disable=not progress):
-            real_f = prepare_fold(real, fold.train, fold.test, normalise)
-            base: TrainingSet = assemble(real_f, fold.train, None, mode=mode, rng=np.random.default_rng(0),
-                                         normalise=normalise)
+            rows = fold_rows(run, fold)
             cls_seed = derive_seed(seed, "classifier", fold.name)
-            settings = _select_fold(real, fold, names, select, default_n=str(n), cfg=cfg, mode=mode,
-                                    normalise=normalise, seed=seed, baseline_options=baseline_options, extras=extras)
-            for method in names:
-                shards: list[str] = []
-                run_as, setting = method, settings.get(method, {})
-                if method == "auto":
-                    run_as = extras["auto"]["chosen"][fold.name]
-                    setting = settings.get("auto", {})
-                if run_as == "none":
-                    ts = base
-                elif run_as in BASELINES:
-                    n_syn = parse_count(setting["n"], len(fold.train)) if "n" in setting else n_per_fold[fold.name]
-                    ts = baseline_set(base, run_as, n_syn, n_classes=len(real.labels), seed=derive_seed(seed, run_as, fold.name),
-                                      options=(baseline_options or {}).get(run_as, {}))
-                else:
-                    info = generated[(method, fold.name)]
-                    _, kept = read_manifests([info["manifest"]], storage_options=storage_options,
-                                             allow_incomplete=True)  # made here; n_train_synthetic says how many
-                    kept = assign_shards([fold], kept)[fold.name] if not kept.empty else kept
-                    synth = load_synthetic(kept, real.labels, mode=mode, audio_dim=real.audio_dim,
-                                           storage_options=storage_options, client=client)
-                    ts = assemble(real_f, fold.train, synth, mode=mode,
-                                  rng=np.random.default_rng(derive_seed(seed, "pairs", fold.name)), normalise=normalise)
-                    shards = synth.shards
-                per_method[method].append(evaluate_in_memory(real_f, fold, ts, cfg=setting_config(cfg, setting),
-                                                             seed=cls_seed, shards=shards))
+            settings = select_fold(run, fold, names, select)
+            for name in names:
+                ctx = fold_context(run, fold, rows, settings.get(name, {}), (fold.name,), cls_seed)
+                per_method[name].append(get(name).evaluate(ctx))
     config = {
         "store": real.url, "store_content_hash": real.metadata.get("content_hash"), "corpus": corpus_name(real.metadata),
         "methods": names, "n": str(n), "min_mi": min_mi, "mode": mode, "eval": evaluation, "seed": int(seed),
-        "lambda_mi": lambda_mi, "classifier": dataclasses.asdict(cfg), "generator_options": gen_opts,
+        "lambda_mi": lambda_mi, "classifier": cfg.to_json(), "generator_options": gen_opts,
         "generate_options": dict(generate_options or {}),
         "baseline_options": baseline_options or {},
         **({"normalise": normalise} if normalise != "global" else {}),
         **({"select": select, "inner_folds": INNER_FOLDS, "baseline_grid": {k: list(v) for k, v in BASELINE_GRID.items()}}
            if select != "none" else {}),
+        **_method_config(run, names, select),
     }
-    table = _write_outputs(out, names, per_method, real.labels, config, extras=extras, storage_options=storage_options)
+    table = _write_outputs(out, names, per_method, real.labels, config, extras=run.extras, storage_options=storage_options)
     log.info("train compare: %d methods x %d folds in %.1f s", len(names), len(folds), time.perf_counter() - t0)
     return CompareResult(out_path(out, "compare.json"), table, markdown_table(table, names))
 
 
-def _select_fold(real: RealData, fold: Fold, names: Sequence[str], select: str, *, extras: dict[str, dict[str, Any]],
-                 **kw) -> dict[str, dict[str, Any]]:
-    """Per method, the setting used on ``fold`` (``--select inner``), and ``auto``'s choice; recorded in ``extras``."""
-    if select == "none" and "auto" not in names:
-        return {}
-    from mirage.train.select import choose_auto, inner_folds, select_setting
-
-    t0 = time.perf_counter()
-    inner = inner_folds(real, fold.train)
-    settings: dict[str, dict[str, Any]] = {}
-    if select == "inner":
-        for method in [m for m in names if m in BASELINES]:
-            setting, score = select_setting(real, fold, method, folds=inner, **kw)
-            settings[method] = setting
-            row = extras.setdefault(method, {"selected": {}, "inner_uar": {}})
-            row["selected"][fold.name], row["inner_uar"][fold.name] = setting, score
-    if "auto" in names:
-        pool = [m for m in names if m in BASELINES] or list(BASELINES)
-        candidates = {"none": {}}
-        for method in pool:
-            if select == "inner" and method not in settings:
-                settings[method] = select_setting(real, fold, method, folds=inner, **kw)[0]
-            candidates[method] = settings.get(method, {})
-        chosen, scores = choose_auto(real, fold, candidates, folds=inner, **kw) if inner else ("none", {})
-        row = extras.setdefault("auto", {"chosen": {}, "chosen_setting": {}, "inner_uar": {}, "candidates": ["none", *pool]})
-        row["chosen"][fold.name], row["chosen_setting"][fold.name], row["inner_uar"][fold.name] = \
-            chosen, candidates.get(chosen, {}), scores
-        settings["auto"] = candidates.get(chosen, {})
-    log.info("fold %s: inner selection in %.1f s", fold.name, time.perf_counter() - t0)
-    return settings
+def _method_config(run: RunContext, names: Sequence[str], select: str) -> dict[str, Any]:
+    """Per-method extras of config.json: grids other than the baselines' (under --select inner) and settings."""
+    out: dict[str, Any] = {}
+    for name in names:
+        out.update(get(name).config(run))
+    grids = {m: {k: list(v) for k, v in REGISTRY[m].grid.items()} for m in names
+             if select != "none" and len(grid(m)) > 1 and REGISTRY[m].grid != BASELINE_GRID}
+    return {**out, **({"grids": grids} if grids else {})}
 
 
 def _write_outputs(out: str, names: Sequence[str], per_method: dict[str, list[FoldResult]], labels: Sequence[str],

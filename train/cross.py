@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -198,7 +198,7 @@ def cross(train: str | Sequence[str], test: str, out: str, *, label_map: str | d
         "n_train": int(len(y_train)), "n_test": int(len(y_test)),
         "train": [describe(p, ok) for p, ok, _ in train_used], "test": describe(tp, tok), "dropped": dropped,
         "config": {"train": urls, "test": test, "label_map": mapping or None, "normalise": normalise, "seed": int(seed),
-                   "classifier": asdict(cfg)},
+                   "classifier": cfg.to_json()},
     })
     path = write_json(out_path(out, METRICS_NAME), metrics, storage_options)
     plot_confusion(cm, common, out_path(out, CONFUSION_NAME), storage_options=storage_options,

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mirage.train.classifier import ClassifierConfig, Standardizer, fit_in_memory, fit_streaming, predict, targets
+from mirage.train.classifier import ClassifierConfig, Standardizer, fit_streaming, predict
 from mirage.train.dataset import RealData, TrainingSet
 from mirage.train.folds import Fold
 from mirage.train.loaders import BlockStream, Source, load_rows, row_moments
@@ -67,14 +67,14 @@ def evaluate_in_memory(real: RealData, fold: Fold, ts: TrainingSet, *, cfg: Clas
                        attacks: Sequence = ()) -> FoldResult:
     """Fit on the fold's (standardised) real + synthetic rows, test on its held-out items
     (and, per ``view_tests`` entry, on those positions: other views of the test items)."""
+    from mirage.train.distill import fit_fold
+
     k = len(real.labels)
-    x = np.concatenate([ts.x_real, ts.x_syn]) if ts.n_syn else ts.x_real
-    y = np.concatenate([targets(ts.y_real, k), targets(ts.y_syn, k)]) if ts.n_syn else ts.y_real
-    w = np.concatenate([np.ones(ts.n_real, np.float32), np.full(ts.n_syn, cfg.synthetic_weight, np.float32)])
-    model = fit_in_memory(x, y, w, n_classes=k, cfg=cfg, seed=seed)
+    # one weighted fit by default; --synthetic-loss distill / --keep-* use the fold's real-only teacher
+    model, n_syn = fit_fold(ts, n_classes=k, cfg=cfg, seed=seed)
     pred = predict(model, ts.scaler.transform(real.features(fold.test)), num_threads=cfg.num_threads)
     cm = confusion(real.y[fold.test], pred, k)
-    result = FoldResult(fold.name, fold.test_speakers, cm, ts.n_real, ts.n_syn, ts.combos, list(shards))
+    result = FoldResult(fold.name, fold.test_speakers, cm, ts.n_real, n_syn, ts.combos, list(shards))
     for view, pos in (view_tests or {}).items():
         pv = predict(model, ts.scaler.transform(real.features(pos)), num_threads=cfg.num_threads)
         result.by_view[view] = confusion(real.y[pos], pv, k)
@@ -85,7 +85,7 @@ def evaluate_in_memory(real: RealData, fold: Fold, ts: TrainingSet, *, cfg: Clas
         result.by_attack = attack_confusions(model, lambda x: predict(model, x, num_threads=cfg.num_threads), x_test,
                                              real.y[fold.test], attacks, k, num_threads=cfg.num_threads)
     log.info("fold %s: UAR %.3f (%d real + %d synthetic training rows, %d test)", fold.name, result.uar,
-             ts.n_real, ts.n_syn, len(fold.test))
+             ts.n_real, n_syn, len(fold.test))
     return result
 
 
@@ -143,7 +143,8 @@ def summarize(results: Sequence[FoldResult], labels: Sequence[str], config: dict
 
 def locked_run(fn):
     """Hold a writer lock on a run's ``out`` folder (the function's second argument) while it
-    runs: two runs into one folder would interleave their files; the second is refused."""
+    runs: two runs into one folder would interleave their files; the second is refused. The
+    run also owns its store cache (:func:`train.stores.run_stores`), closed when it ends."""
     import functools
 
     @functools.wraps(fn)
@@ -154,7 +155,9 @@ def locked_run(fn):
         from mirage.featstore.kinds import RUN, check_output
 
         check_output(str(out), RUN, flag="--out", storage_options=kwargs.get("storage_options"))
-        with WriterLock(Location(str(out), kwargs.get("storage_options")), f"run folder {out}"):
+        from mirage.train.stores import run_stores
+
+        with WriterLock(Location(str(out), kwargs.get("storage_options")), f"run folder {out}"), run_stores():
             return fn(first, out, *args, **kwargs)
 
     return wrapper

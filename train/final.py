@@ -21,7 +21,7 @@ import hashlib
 import io
 import json
 import logging
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -77,7 +77,7 @@ def train_final(real, *, cfg, mode: str, layer, normalise: str, seed: int, out: 
         tensors["layers.mean"] = torch.from_numpy(mean.astype(np.float64))
         tensors["layers.scale"] = torch.from_numpy(scale.astype(np.float64))
     blob = save(tensors, metadata={"format": "pt"})
-    settings = {"classifier": asdict(cfg), "mode": mode, "layer": layer, "normalise": normalise, "seed": int(seed),
+    settings = {"classifier": cfg.to_json(), "mode": mode, "layer": layer, "normalise": normalise, "seed": int(seed),
                 "labels": list(real.labels), "in_dim": int(x.shape[1])}
     config = {
         "kind": KIND, "format_version": FORMAT_VERSION, **settings,

@@ -11,7 +11,6 @@ memory; larger data is streamed per fold through :class:`~train.loaders.BlockStr
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from mirage.train.dataset import (RealData, assemble, check_mode, check_normalis
                            store_columns)
 from mirage.train.experiment import FoldResult, evaluate_in_memory, evaluate_streaming, summarize, write_metrics, locked_run
 from mirage.train.folds import assign_shards, corpus_name, make_folds
-from mirage.train.loaders import cached_store, clear_store_cache
+from mirage.train.loaders import cached_store
 from mirage.train.seeds import derive_seed
 from mirage.train.synthetic import SOURCE_HASH_COLUMN, load_synthetic, read_manifests, shard_sources
 
@@ -119,7 +118,6 @@ def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser
         raise ConfigError(f"--min-mi: expected a number in [0, 1], got {min_mi}")
     cfg = ClassifierConfig.from_kwargs(kind=classifier, **(classifier_options or {}))
     t0 = time.perf_counter()
-    clear_store_cache()  # a store rewritten at the same path since the last call must be reread
     real_store = cached_store(store, storage_options)
     from mirage.featstore.kinds import require_features
 
@@ -153,6 +151,11 @@ def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser
     stream = loader == "stream" or (layer is None and normalise == "global" and loader == "auto" and not test_views and not attacks
                                     and not final
                                     and _estimate_bytes(real_store, columns, per_fold, mode) > max_memory_mb * 2**20)
+    from mirage.train.distill import separate_terms
+
+    if stream and separate_terms(cfg):
+        raise ConfigError("--synthetic-loss distill / --keep-margin / --keep-nn-quantile: expected the in-memory loader "
+                          "(--loader memory or auto below --max-memory-mb), got streamed training")
     from tqdm.auto import tqdm
 
     results: list[FoldResult] = []
@@ -201,7 +204,7 @@ def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser
     config = {
         "store": real_store.url, "store_content_hash": real_store.metadata.get("content_hash"),
         "corpus": corpus_name(real_store.metadata), "mode": mode, "eval": evaluation, "seed": int(seed),
-        "classifier": {k: v for k, v in dataclasses.asdict(cfg).items()}, "synthetic": [str(s) for s in synthetic],
+        "classifier": cfg.to_json(), "synthetic": [str(s) for s in synthetic],
         "min_mi": min_mi, "loader": "stream" if stream else "memory",
         **({"layer": layer} if layer is not None else {}),
         **({"layer_weights": layer_weights} if layer_weights else {}),
