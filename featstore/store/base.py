@@ -9,7 +9,6 @@ item table of the usable rows plus a ``row`` column pointing into the arrays); `
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import zlib
@@ -345,105 +344,8 @@ def _layers_info(store: FeatureStore, cfg: dict | None) -> dict | None:
     return {"n_layers": n_states, "dim": dim, "default_layer": (cfg or {}).get("default_layer")}
 
 
-#: 2: the hash also covers each item's label and speaker (version 1, stores written before,
-#: covered utt_id and feature values only; they keep being checked the old way).
-CONTENT_HASH_VERSION = 2
-IDENTITY_COLUMNS = ("utt_id", "label", "speaker")
-
-
-def identity_digest(items: pd.DataFrame) -> bytes:
-    """SHA-256 over the (utt_id, label, speaker) of every item, sorted by utt_id."""
-    cols = [items[c].fillna("").astype(str).tolist() if c in items.columns else [""] * len(items) for c in IDENTITY_COLUMNS]
-    lines = sorted("\0".join(vals) for vals in zip(*cols))
-    return hashlib.sha256("\n".join(lines).encode()).digest()
-
-
-def finish_content_hash(digests: dict[str, bytes], items: pd.DataFrame | None) -> str:
-    """The store hash from per-row digests (and, from version 2, the item identities)."""
-    total = hashlib.sha256()
-    for utt in sorted(digests):
-        total.update(digests[utt])
-    if items is not None:
-        total.update(b"identity\0" + identity_digest(items))
-    return total.hexdigest()
-
-
-def compute_content_hash(store: FeatureStore, version: int | None = None) -> str:
-    """See :meth:`FeatureStore.content_hash`; ``version`` defaults to the one the store records
-    (1 for stores written before versions were recorded)."""
-    if version is None:
-        version = int(store.metadata.get("content_hash_version", 1))
-    items = store.items
-    names = store.array_names
-    row_to_utt = dict(zip(items["row"].to_numpy().tolist(), items["utt_id"].tolist()))
-    digests: dict[str, bytes] = {}
-    for start, stop, _ in _blocks(store):
-        wanted = [r for r in range(start, stop) if r in row_to_utt]
-        if not wanted:
-            continue
-        blocks = {n: np.ascontiguousarray(store.read_rows(n, start, stop), dtype="<f4") for n in names}
-        for r in wanted:
-            h = hashlib.sha256(row_to_utt[r].encode() + b"\0")
-            for n in names:
-                h.update(n.encode() + b"\0")
-                h.update(blocks[n][r - start].tobytes())
-            digests[row_to_utt[r]] = h.digest()
-    return finish_content_hash(digests, items if version >= 2 else None)
-
-
-def _blocks(store: FeatureStore):
-    step = store.chunk_rows
-    for start in range(0, store.n_rows, step):
-        yield start, min(store.n_rows, start + step), None
-
-
-def verify_store(store: FeatureStore) -> list[str]:
-    """Problems found (empty list = healthy): shapes, status, finite values, hash."""
-    problems: list[str] = []
-    meta = store.metadata
-    if meta.get("schema_version") != SCHEMA_VERSION:
-        problems.append(f"schema_version: expected {SCHEMA_VERSION}, got {meta.get('schema_version')}")
-    if not meta.get("complete"):
-        problems.append("store is not complete: rerun the extraction to finish it")
-    n = store.n_rows
-    for name in store.array_names:
-        if store._backend.shape(name)[0] != n:
-            problems.append(f"array {name}: expected {n} rows, got {store._backend.shape(name)[0]}")
-    damaged = [p for name in ["status", *store.array_names] for p in store.check_chunks(name)]
-    if damaged:  # what follows reads through the checks and would stop at the first bad chunk
-        return problems + damaged
-    try:
-        return _verify_contents(store, problems)
-    except StoreCorruptError as exc:  # a store without checksums whose chunk cannot be decoded
-        return [*problems, str(exc)]
-
-
-def _verify_contents(store: FeatureStore, problems: list[str]) -> list[str]:
-    meta = store.metadata
-    n = store.n_rows
-    status = store.read_rows("status", 0, n)
-    rows = store.items["row"].to_numpy()
-    if len(rows) and (rows.min() < 0 or rows.max() >= n):
-        problems.append("item table points outside the arrays")
-    elif np.any(status[rows] != STATUS_OK):
-        problems.append(f"{int(np.sum(status[rows] != STATUS_OK))} listed items are not marked written")
-    if np.any(status == STATUS_PENDING):
-        problems.append(f"{int(np.sum(status == STATUS_PENDING))} rows were never written")
-    if int(np.sum(status == STATUS_SKIPPED)) != len(store.skipped):
-        problems.append(f"skipped rows: status says {int(np.sum(status == STATUS_SKIPPED))}, report lists {len(store.skipped)}")
-    if store.items["utt_id"].duplicated().any():
-        problems.append("duplicate utt_id in the item table")
-    ok = np.zeros(n, dtype=bool)
-    ok[rows] = True
-    for name in store.array_names:
-        for start, stop, block in store.iter_blocks(name):
-            bad = ~np.isfinite(block.reshape(len(block), -1)).all(axis=1) & ok[start:stop]
-            if bad.any():
-                problems.append(f"array {name}: {int(bad.sum())} usable rows hold NaN/inf (first at row {start + int(np.argmax(bad))})")
-                break
-    recorded = meta.get("content_hash")
-    if recorded and not problems:
-        actual = store.content_hash()
-        if actual != recorded:
-            problems.append(f"content_hash: expected {recorded}, got {actual}")
-    return problems
+# Re-exported: they lived here before the split (imports elsewhere keep working).
+from mirage.featstore.store.content_hash import (  # noqa: E402,F401
+    CONTENT_HASH_VERSION, IDENTITY_COLUMNS, compute_content_hash, finish_content_hash, identity_digest,
+)
+from mirage.featstore.store.verify import verify_store  # noqa: E402,F401

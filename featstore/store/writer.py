@@ -20,9 +20,9 @@ import pandas as pd
 from mirage.featstore.errors import ConfigError, StoreCorruptError, StoreExistsError, StoreIncompleteError, StoreNotFoundError
 from mirage.featstore.store.base import (
     CHECKSUM_ALGORITHM, SCHEMA_VERSION, STATUS_OK, STATUS_PENDING, SKIPPED_COLUMNS, FeatureStore, auto_chunk_rows,
-    CONTENT_HASH_VERSION, checksum_table_bytes, chunk_checksum, compute_content_hash, finish_content_hash, table_to_bytes,
-    tool_version,
+    checksum_table_bytes, chunk_checksum, table_to_bytes, tool_version,
 )
+from mirage.featstore.store.content_hash import CONTENT_HASH_VERSION, compute_content_hash, finish_content_hash
 from mirage.featstore.store.hdf5_store import write_hdf5_from
 from mirage.featstore.store.location import Location, WriterLock, storage_errors
 from mirage.featstore.store.zarr_store import BLOB_NAMES, META_NAME, ZarrBackend, compressors, zarr_store
