@@ -18,6 +18,12 @@ Whisper); the network from ``AutoModel`` (the encoder of an encoder-decoder mode
   patches are part of every clip's mean, and audio past ``max_length`` is not seen.
 - Whisper: the encoder only; each clip is padded to 30 s by its feature extractor and
   the mean covers the encoder frames of the real audio.
+- Long clips (raw-wave models): a clip longer than ``LONG_CLIP_WINDOW_S`` is cut into equal
+  windows of at most that length, each encoded on its own, and the windows' pooled statistics
+  are merged weighted by their frame counts (the same mean, and the same population std, as
+  pooling all frames at once). Self-attention then spans one window, not the whole clip: a
+  10-minute recording costs the memory of one window instead of growing quadratically with
+  its length. Shorter clips are untouched.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ log = logging.getLogger(__name__)
 PREFIX_TOKENS = {"audio-spectrogram-transformer": 2}
 #: feature extractors that pad every clip to a fixed length themselves (Whisper: 30 s)
 FIXED_LENGTH = {"whisper"}
+#: raw-wave encoders see at most this many seconds at once (longer clips are windowed)
+LONG_CLIP_WINDOW_S = 30.0
 
 
 class HFAudioExtractor(AudioExtractor):
@@ -143,11 +151,58 @@ class HFAudioExtractor(AudioExtractor):
             return np.zeros((0, self.dim), dtype=np.float32)
         waves = [np.asarray(w, dtype=np.float32) for w in waves]
         with torch.inference_mode():
-            if self._uses_mask or self.meta()["model_type"] in PREFIX_TOKENS.keys() | FIXED_LENGTH:
-                out = self._embed_batch(waves)
+            if self.meta()["model_type"] in PREFIX_TOKENS.keys() | FIXED_LENGTH:
+                out = self._embed_batch(waves)  # the feature extractor fixes the length itself
+            elif self._uses_mask:
+                out = self._embed_long_aware(waves)
             else:  # no attention mask: padding would leak into the vectors, so go one by one
-                out = torch.cat([self._embed_batch([w]) for w in waves])
+                out = torch.cat([self._embed_long_aware([w]) for w in waves])
         return out.cpu().numpy().astype(np.float32, copy=False)
+
+    def _embed_long_aware(self, waves: list[np.ndarray]):
+        """``_embed_batch`` for the clips that fit one window; windowed encoding for the others."""
+        import torch
+
+        limit = int(LONG_CLIP_WINDOW_S * self.sample_rate)
+        long = [i for i, w in enumerate(waves) if len(w) > limit]
+        if not long:
+            return self._embed_batch(waves)
+        rows: dict[int, Any] = {i: self._embed_long(waves[i], limit) for i in long}
+        short = [i for i in range(len(waves)) if i not in rows]
+        if short:
+            for i, row in zip(short, self._embed_batch([waves[i] for i in short])):
+                rows[i] = row
+        return torch.stack([rows[i] for i in range(len(waves))])
+
+    def _embed_long(self, wave: np.ndarray, limit: int):
+        """One long clip: equal windows of at most ``limit`` samples, pooled statistics merged by frame count."""
+        import torch
+
+        n_win = -(-len(wave) // limit)
+        bounds = np.linspace(0, len(wave), n_win + 1).round().astype(int)
+        pooled, frames = [], []
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            pooled.append(self._embed_batch([wave[a:b]])[0])
+            frames.append(float(self._frames(b - a)))
+        w = torch.tensor(frames, dtype=pooled[0].dtype, device=pooled[0].device)
+        w = (w / w.sum()).view(-1, *([1] * pooled[0].dim()))
+        stacked = torch.stack(pooled)
+        if self.pooling == "mean":
+            return (stacked * w).sum(0)
+        d = stacked.shape[-1] // 2
+        mean_i, std_i = stacked[..., :d], stacked[..., d:]
+        mean = (mean_i * w).sum(0)
+        second = ((std_i ** 2 + mean_i ** 2) * w).sum(0)
+        return torch.cat([mean, (second - mean ** 2).clamp_min(0.0).sqrt()], dim=-1)
+
+    def _frames(self, n_samples: int) -> int:
+        """Encoder frames of ``n_samples`` of audio (the model's own formula where it has one)."""
+        import torch
+
+        lengths = getattr(self._net, "_get_feat_extract_output_lengths", None)
+        if lengths is not None:
+            return int(lengths(torch.tensor([n_samples]))[0])
+        return max(1, n_samples)
 
     def _embed_batch(self, waves: list[np.ndarray]):
         import torch

@@ -149,3 +149,33 @@ def test_shared_extractor_is_thread_safe(tiny_bert, tiny_wav2vec2, waves):
         np.testing.assert_allclose(a, b, atol=1e-6)
     for a in got_a:
         np.testing.assert_allclose(a, ref_a, atol=1e-6)
+
+
+def test_long_clips_are_encoded_in_windows_with_exact_merged_statistics(tiny_wav2vec2, waves, monkeypatch):
+    """A clip past LONG_CLIP_WINDOW_S: per-window encoding, pooled as if all frames were pooled at once."""
+    import torch
+
+    from mirage.featstore.extractors import hf_audio
+
+    ex = get_audio_extractor(str(tiny_wav2vec2), pooling="meanstd")
+    short = waves["short"]
+    before = ex.embed([short])
+    monkeypatch.setattr(hf_audio, "LONG_CLIP_WINDOW_S", 1.0)
+    long = np.concatenate([waves["long"], short, waves["long"]]).astype("f4")
+    assert len(long) > 2 * ex.sample_rate
+    # clips within one window are untouched; batching a long clip with a short one changes neither
+    np.testing.assert_array_equal(ex.embed([short]), before)
+    both = ex.embed([short, long])
+    np.testing.assert_allclose(both[0], before[0], atol=1e-6)
+    # reference: the frames of every window (the feature extractor applied per window), pooled together
+    n_win = -(-len(long) // ex.sample_rate)
+    bounds = np.linspace(0, len(long), n_win + 1).round().astype(int)
+    frames = []
+    with torch.inference_mode():
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            inputs = ex._fe(long[a:b], sampling_rate=ex.sample_rate, return_tensors="pt")
+            frames.append(ex._net(input_values=inputs["input_values"]).last_hidden_state[0])
+    allf = torch.cat(frames).double()
+    expected = torch.cat([allf.mean(0), allf.std(0, unbiased=False)]).numpy()
+    np.testing.assert_allclose(both[1], expected, atol=2e-5)
+    np.testing.assert_allclose(ex.embed([long])[0], both[1], atol=1e-6)
