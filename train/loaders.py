@@ -22,10 +22,9 @@ Dask's or zarr's threads have started can deadlock): use :func:`make_loader`.
 
 from __future__ import annotations
 
-import json
+import contextvars
 import logging
 import os
-import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ import numpy as np
 import torch
 
 from mirage.train.seeds import derive_seed
+from mirage.train.stores import current_stores, process_stores, store_token  # noqa: F401  (store_token re-exported)
 from mirage.train.shuffle import ShuffleBuffer
 
 log = logging.getLogger(__name__)
@@ -44,40 +44,17 @@ BLOCK_BYTES = 8 << 20
 #: Threads of the local read pool (no Dask client): ``MIRAGE_READ_THREADS`` overrides it.
 READ_THREADS = max(1, min(4, os.cpu_count() or 1))
 
-_STORES: dict[tuple[str, str], tuple[str | None, Any]] = {}
-_STORES_LOCK = threading.Lock()
-
-
-def store_token(store) -> str | None:
-    """What identifies a store's contents (its content hash), so caches notice a rewritten store."""
-    return store.metadata.get("content_hash") or store.metadata.get("plan_fingerprint")
-
-
 def cached_store(url: str, storage_options: dict[str, Any] | None = None, token: str | None = None):
-    """A per-process open :class:`~featstore.store.FeatureStore` (opening parses the item table).
-
-    With ``token`` (see :func:`store_token`), a cached store whose token differs — the path
-    was rewritten since — is reopened; Dask worker processes keep their cache between runs.
-    """
-    from mirage.featstore.store import open_store
-
-    key = (str(url), json.dumps(storage_options or {}, sort_keys=True, default=str))
-    with _STORES_LOCK:
-        cached = _STORES.get(key)
-        if cached is not None and (token is None or cached[0] == token):
-            return cached[1]
-        if cached is not None:
-            cached[1].close()
-        store = open_store(url, storage_options=storage_options)
-        _STORES[key] = (store_token(store), store)
-        return store
+    """The open :class:`~featstore.store.FeatureStore` of the current run's cache (see
+    :mod:`train.stores`; outside a run, the process cache). With ``token`` (see
+    :func:`store_token`), a cached store whose token differs — the path was rewritten since —
+    is reopened."""
+    return current_stores().get(url, storage_options, token)
 
 
 def clear_store_cache() -> None:
-    with _STORES_LOCK:
-        for _, store in _STORES.values():
-            store.close()
-        _STORES.clear()
+    """Close the process cache (code outside any run, e.g. tests and benches); runs own their caches."""
+    process_stores().close()
 
 
 @dataclass
@@ -144,12 +121,14 @@ def plan_blocks(sources: Sequence[Source], *, block_rows: int | None = None,
 
 
 def read_block(url: str, storage_options: dict[str, Any] | None, token: str | None, columns: tuple[str, ...],
-               start: int, stop: int, local_rows: np.ndarray | None, out: np.ndarray | None = None) -> np.ndarray:
+               start: int, stop: int, local_rows: np.ndarray | None, out: np.ndarray | None = None,
+               stores=None) -> np.ndarray:
     """The Dask task: contiguous reads of rows [start, stop), wanted rows kept, columns joined.
 
     With ``out`` (a (rows wanted, D) float32 array, e.g. a slice of the caller's result),
-    the columns are written straight into it and ``out`` is returned."""
-    store = cached_store(url, storage_options, token)
+    the columns are written straight into it and ``out`` is returned. ``stores``: the run's
+    :class:`~train.stores.StoreCache` (Dask threads do not see the caller's context)."""
+    store = (current_stores() if stores is None else stores).get(url, storage_options, token)
     if out is None and len(columns) == 1:
         block = store.read_rows(columns[0], start, stop)
         block = block.reshape(len(block), -1)
@@ -185,7 +164,7 @@ def _block_args(src: Source, blk: Block) -> tuple:
 def _block_task(src: Source, blk: Block):
     import dask
 
-    return dask.delayed(read_block, pure=False)(*_block_args(src, blk))
+    return dask.delayed(read_block, pure=False)(*_block_args(src, blk), stores=current_stores())
 
 
 def _compute(tasks: list, *, scheduler: str, client=None) -> list:
@@ -210,7 +189,14 @@ def read_pool(n_tasks: int | None = None) -> ThreadPoolExecutor:
     except ValueError:
         threads = READ_THREADS
     threads = max(1, threads if n_tasks is None else min(threads, n_tasks))
-    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mirage-read")
+    return _ContextPool(max_workers=threads, thread_name_prefix="mirage-read")
+
+
+class _ContextPool(ThreadPoolExecutor):
+    """Runs each task in the submitting thread's context, so reads use the run's store cache."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
 
 
 def load_rows(source: Source, *, scheduler: str = "threads", client=None, block_rows: int | None = None,

@@ -14,7 +14,8 @@ LABELS = ("angry", "happy", "neutral", "sad")
 
 def make_real_store(path, *, n_speakers: int = 5, per_class: int = 10, audio_dim: int = 32, text_dim: int = 16,
                     separation: float = 0.5, seed: int = 0, chunk_rows: int = 16, corpus: str = "fixture",
-                    sessions: bool = False, splits: dict[str, str] | None = None, row_ids: bool = False):
+                    sessions: bool = False, splits: dict[str, str] | None = None, row_ids: bool = False,
+                    format: str = "zarr"):
     """4 classes x ``n_speakers`` speakers x ``per_class`` items with class-dependent Gaussian features.
 
     With ``row_ids`` the first audio feature is the item's row number (for loader tests).
@@ -42,7 +43,8 @@ def make_real_store(path, *, n_speakers: int = 5, per_class: int = 10, audio_dim
     if row_ids:
         a[:, 0] = np.arange(len(a), dtype=np.float32)
     meta = {"corpus": corpus, "extractors": {"audio": {"extractor": "fixture"}, "text": {"extractor": "fixture"}}}
-    return write_store(str(path), items=items, arrays={"audio": a, "text": t}, metadata=meta, chunk_rows=chunk_rows)
+    return write_store(str(path), items=items, arrays={"audio": a, "text": t}, metadata=meta, chunk_rows=chunk_rows,
+                       format=format)
 
 
 def make_shards(out_dir, real, *, trained_speakers, n_items: int = 40, mi_scores=(0.9,), text_pred: bool = True,
