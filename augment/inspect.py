@@ -9,6 +9,11 @@ speakers the generator was trained on (the distribution it modelled); each side 
 sub-sampled to the same count, at most ``c2st_rows`` (seeded), the features standardised
 inside each fold, 5 stratified folds (seeded). When the real store cannot be opened (or
 its width differs) ``c2st_acc`` is null and ``c2st_reason`` says why.
+
+With ``fidelity`` (the default) each shard also gets, against the same real rows, the
+fidelity/diversity scores of :mod:`augment.fidelity` — ``precision``, ``recall``, ``density``,
+``coverage`` (k = 5 nearest neighbours) and ``frechet`` (per-class Fréchet distance, mean over
+classes; ``frechet_by_class``) — and the summary their size-weighted means (``<name>_mean``).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ C2ST_FOLDS = 5
 
 def inspect_shards(path, *, min_mi: float | None = None, plot: str | None = None, store=None, method: str = "tsne",
                    max_points: int = 2000, seed: int = 0, storage_options: dict | None = None, c2st: bool = True,
-                   c2st_rows: int = C2ST_ROWS) -> dict[str, Any]:
+                   c2st_rows: int = C2ST_ROWS, fidelity: bool = True) -> dict[str, Any]:
     """Summary of the shards listed in ``path``'s manifest (optionally only ``mi_score >= min_mi``).
 
     With ``c2st`` (the default) each shard also gets ``c2st_acc`` (see the module docstring)
@@ -73,10 +78,10 @@ def inspect_shards(path, *, min_mi: float | None = None, plot: str | None = None
         "source_content_hash": run.get("source_content_hash"),
         "trained_speakers": run.get("trained_speakers"),
     }
-    if c2st:
+    if c2st or fidelity:
         _add_c2st(out, df, store=store if store is not None else run.get("source_store"), speakers=out["trained_speakers"],
                   expected_hash=run.get("source_content_hash"), max_rows=int(c2st_rows), seed=seed,
-                  storage_options=storage_options)
+                  storage_options=storage_options, c2st=c2st, fidelity=fidelity)
     if plot:
         out["plot"] = plot_embedding(df, plot, store=store if store is not None else run.get("source_store"),
                                      speakers=out["trained_speakers"], method=method, max_points=max_points, seed=seed,
@@ -116,7 +121,7 @@ def c2st_accuracy(real: np.ndarray, generated: np.ndarray, *, seed: int = 0, max
 
 
 def _add_c2st(out: dict[str, Any], df, *, store, speakers, expected_hash, max_rows: int, seed: int,
-              storage_options) -> None:
+              storage_options, c2st: bool = True, fidelity: bool = False) -> None:
     from mirage.featstore.store import open_store
 
     real, reason = None, None
@@ -128,23 +133,54 @@ def _add_c2st(out: dict[str, Any], df, *, store, speakers, expected_hash, max_ro
         except Exception as e:  # noqa: BLE001 - any failure to read the real rows is reported, not raised
             reason = f"real store {store} could not be read: {type(e).__name__}: {e}"
     accs, weights = [], []
+    scores: dict[str, list[tuple[float, int]]] = {name: [] for name in FIDELITY_KEYS}
     for entry, p in zip(out["shards"], df["path_abs"]):
-        acc, why = None, reason
+        acc, why, x = None, reason, None
         if real is not None:
             with open_store(p, storage_options=storage_options) as s:
                 x = s.read("audio")
+                lab = s.items.sort_values("row", kind="stable")["label"].astype(str).to_numpy()
             if len(x) > max_rows:
-                x = x[np.sort(numpy_rng(seed, "inspect", "c2st", entry["path"]).choice(len(x), max_rows, replace=False))]
-            acc, why = c2st_accuracy(real[0], x, seed=seed, max_rows=max_rows)
-        entry["c2st_acc"] = acc
-        if acc is None:
-            entry["c2st_reason"] = why
-        else:
-            accs.append(acc)
-            weights.append(entry["n_items"])
-    out["c2st_acc_mean"] = float(np.average(accs, weights=weights)) if accs else None
+                pick = np.sort(numpy_rng(seed, "inspect", "c2st", entry["path"]).choice(len(x), max_rows, replace=False))
+                x, lab = x[pick], lab[pick]
+        if c2st:
+            if x is not None:
+                acc, why = c2st_accuracy(real[0], x, seed=seed, max_rows=max_rows)
+            entry["c2st_acc"] = acc
+            if acc is None:
+                entry["c2st_reason"] = why
+            else:
+                accs.append(acc)
+                weights.append(entry["n_items"])
+        if fidelity:
+            _add_fidelity(entry, real, x, lab if x is not None else None, reason, seed, max_rows, scores)
+    if c2st:
+        out["c2st_acc_mean"] = float(np.average(accs, weights=weights)) if accs else None
+    for name, vals in (scores.items() if fidelity else ()):
+        out[f"{name}_mean"] = float(np.average([v for v, _ in vals], weights=[w for _, w in vals])) if vals else None
     if reason is not None:
-        out["c2st_reason"] = reason
+        out["c2st_reason" if c2st else "fidelity_reason"] = reason
+
+
+FIDELITY_KEYS = ("precision", "recall", "density", "coverage", "frechet")
+
+
+def _add_fidelity(entry: dict[str, Any], real, x, labels, reason, seed: int, max_rows: int,
+                  scores: dict[str, list[tuple[float, int]]]) -> None:
+    from mirage.augment.fidelity import fidelity_scores
+
+    if x is None:
+        res, why = {}, reason
+    else:
+        res, why = fidelity_scores(real[0], real[1], x, labels, rng=numpy_rng(seed, "inspect", "fidelity", entry["path"]),
+                                   max_rows=max_rows)
+    for name in FIDELITY_KEYS:
+        entry[name] = res.get(name)
+        if res.get(name) is not None:
+            scores[name].append((res[name], entry["n_items"]))
+    entry["frechet_by_class"] = res.get("frechet_by_class", {})
+    if why is not None:
+        entry["fidelity_reason"] = why
 
 
 def _read_synthetic(df, max_points: int, seed: int, storage_options) -> tuple[np.ndarray, np.ndarray]:

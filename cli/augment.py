@@ -108,6 +108,9 @@ def generate(model, out, quiet, as_json, **options):
 @click.option("--max-points", type=int, default=2000, show_default=True, help="Per side (real / generated).")
 @click.option("--c2st/--no-c2st", default=True, show_default=True,
               help="Score each shard by a two-sample classifier accuracy (c2st_acc: 0.5 = indistinguishable from real).")
+@click.option("--fidelity/--no-fidelity", default=True, show_default=True,
+              help="Score each shard by precision/recall, density/coverage (k=5 neighbours) and a per-class "
+                   "Fréchet distance against the real rows.")
 @click.option("--c2st-rows", type=click.IntRange(min=10), default=2000, show_default=True,
               help="Rows per side (real / generated) for c2st_acc, sampled with --seed.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampling, t-SNE and c2st folds.")
@@ -129,6 +132,10 @@ def inspect(path, as_json, **options):
         click.echo(f"two-sample classifier accuracy (0.5 = indistinguishable from real): mean {info['c2st_acc_mean']:.3f}")
     elif info.get("c2st_reason"):
         click.echo(f"two-sample classifier accuracy: n/a ({info['c2st_reason']})")
+    if info.get("precision_mean") is not None:
+        click.echo("fidelity/diversity (size-weighted means): " + ", ".join(
+            f"{k} {info[k + '_mean']:.3f}" for k in ("precision", "recall", "density", "coverage", "frechet")
+            if info.get(k + "_mean") is not None))
     click.echo("labels: " + ", ".join(f"{k} {v}" for k, v in info["label_counts"].items()))
     if info.get("plot"):
         click.echo(f"plot: {info['plot']}")
