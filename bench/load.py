@@ -17,6 +17,10 @@ into a temporary folder and removed at the end. Then, each over ``--epochs`` ful
                 thread, no Dask, no shuffle: the decode cost the loader builds on.
 
 The goal is loader >= 0.5 x in-memory.
+
+Then the read overhead of verification (every chunk checked against its crc32c): 4 and 1
+again with verification on and off, alternated ``--verify-repeats`` times, best of each;
+the goal is at most 5%.
 """
 
 from __future__ import annotations
@@ -84,6 +88,32 @@ def bench_store_read(url: str, n_rows: int, epochs: int) -> tuple[float, int]:
     return time.perf_counter() - t0, rows
 
 
+def verify_overhead(url: str, n_rows: int, batch_size: int, epochs: int, repeats: int) -> dict:
+    """What checking every chunk against its checksum costs: the same read path (featstore's
+    read_rows, and the loader) with verification on and off (base._VERIFY_READS, a switch
+    only this bench uses), alternated ``repeats`` times, best time of each kept."""
+    from mirage.featstore.store import base
+    from mirage.train.loaders import clear_store_cache
+
+    out = {}
+    for name, fn in (("store_read_rows", lambda: bench_store_read(url, n_rows, epochs)),
+                     ("loader", lambda: bench_loader(url, n_rows, batch_size, epochs))):
+        best = {True: float("inf"), False: float("inf")}
+        for _ in range(repeats):
+            for verify in (False, True):
+                base._VERIFY_READS = verify
+                clear_store_cache()
+                try:
+                    secs, rows = fn()
+                finally:
+                    base._VERIFY_READS = True
+                assert rows == n_rows * epochs, (name, rows)
+                best[verify] = min(best[verify], secs)
+        out[name] = {"verified_s": round(best[True], 3), "unverified_s": round(best[False], 3),
+                     "overhead": round(best[True] / best[False] - 1, 4)}
+    return out
+
+
 def bench_memory(x: np.ndarray, batch_size: int, epochs: int) -> tuple[float, int]:
     import torch
 
@@ -122,6 +152,8 @@ def main() -> None:
                     help="Rows per store chunk (default: what featstore extract picks, ~1 MiB).")
     ap.add_argument("--tmp", default=None, help="Folder for the temporary store (default: the system temp dir).")
     ap.add_argument("--json", action="store_true", help="Print one JSON object instead of a table.")
+    ap.add_argument("--verify-repeats", type=int, default=3,
+                    help="Rounds of verified vs unverified reads for the verification overhead (0: skip).")
     args = ap.parse_args()
 
     from mirage.train.loaders import clear_store_cache, load_rows, Source
@@ -155,6 +187,10 @@ def main() -> None:
             "loader_vs_sequential_read": round(results["loader"]["rows_per_s"] / results["sequential_read"]["rows_per_s"], 3),
             "goal_met": ratio >= 0.5,
         }
+        if args.verify_repeats > 0:
+            over = verify_overhead(url, args.rows, args.batch_size, args.epochs, args.verify_repeats)
+            out["verify_overhead"] = over
+            out["verify_overhead_goal_met"] = max(v["overhead"] for v in over.values()) <= 0.05
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if args.json:
@@ -168,6 +204,9 @@ def main() -> None:
         print(f"  {name:16s} {r['rows_per_s']:>12,} rows/s  ({r['seconds']:.2f} s)")
     print(f"  loader / in-memory       = {out['loader_vs_in_memory']:.2f}  (goal >= 0.5: {'met' if out['goal_met'] else 'NOT met'})")
     print(f"  loader / sequential read = {out['loader_vs_sequential_read']:.2f}")
+    for name, v in out.get("verify_overhead", {}).items():
+        print(f"  checksum verification, {name:15s}: {v['verified_s']:.2f} s verified vs {v['unverified_s']:.2f} s "
+              f"unverified = {100 * v['overhead']:+.1f}% (goal <= 5%)")
 
 
 if __name__ == "__main__":

@@ -210,6 +210,11 @@ def extract(corpus: str | pd.DataFrame, *, store: str, root: str | None = None, 
     from mirage.featstore.extractors import DEFAULT_AUDIO, get_audio_extractor, get_text_extractor
 
     audio_model = audio_model or DEFAULT_AUDIO
+    from mirage.featstore.device import check_device
+
+    check_device(device)  # before any folder is made: a bad --device fails in the first model call
+    if chunk_rows is not None and (isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1):
+        raise ConfigError(f"--chunk-rows: expected a positive number of rows, got {chunk_rows!r}")
     if batch_size < 1:
         raise ConfigError(f"--batch-size: expected a positive integer, got {batch_size}")
     if workers and scheduler:

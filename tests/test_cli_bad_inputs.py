@@ -120,3 +120,88 @@ def test_damaged_store(env, tmp_path, how, command):
     line = _check(res)
     assert url in line and "chunk 1" in line and "audio" in line
     assert not os.path.exists(tmp_path / "r" / "metrics.json")
+
+
+# -- more bad inputs of issue 11: each one line, non-zero, nothing left behind -----------------
+
+def _truncated_h5(env, tmp):
+    from mirage.featstore.store import open_store, write_store
+
+    with open_store(str(env / "real.zarr")) as s:
+        arrays = {n: s.read(n) for n in ("audio", "text")}
+        items = s.items.drop(columns=["row"])
+    path = tmp / "real.h5"
+    write_store(str(path), items=items, arrays=arrays, metadata={"corpus": "fixture"}, format="hdf5").close()
+    with open(path, "r+b") as fh:
+        fh.truncate(os.path.getsize(path) // 2)
+    return path
+
+
+def _nan_store(env, tmp):
+    """A store whose writer recorded NaN rows (checksums match: not damage, bad values)."""
+    from mirage.featstore.store import open_store, write_store
+
+    with open_store(str(env / "real.zarr")) as s:
+        audio, text = s.read("audio"), s.read("text")
+        items = s.items.drop(columns=["row"])
+    audio[5] = float("nan")
+    path = tmp / "nan.zarr"
+    write_store(str(path), items=items, arrays={"audio": audio, "text": text}, metadata={"corpus": "fixture"}).close()
+    return path
+
+
+def _garbage_codes(env, tmp):
+    gen = tmp / "gen"
+    shutil.copytree(env / "gen", gen)
+    (gen / "codes.parquet").write_bytes(b"PAR1 garbage " * 20)
+    return gen
+
+
+def _extract(tmp, *extra):
+    from tests.featstore.test_extract import write_corpus
+
+    table = write_corpus(tmp / "c", n=4)
+    return ["extract", "--corpus", "csv", "--root", str(table), "--store", str(tmp / "new.zarr"), "--audio-model",
+            "logmel", "--text-model", "none", "--quiet", *extra]
+
+
+BAD_INPUTS = {
+    "train fit --store truncated .h5": ("train", lambda env, tmp: ["fit", "--store", str(_truncated_h5(env, tmp)),
+                                                                   "--eval", "loso", "--out", str(tmp / "r")], "truncated"),
+    "train fit --store with a NaN row": ("train", lambda env, tmp: ["fit", "--store", str(_nan_store(env, tmp)),
+                                                                    "--eval", "loso", "--out", str(tmp / "r")], "NaN"),
+    "augment generate --model with garbage codes.parquet": (
+        "augment", lambda env, tmp: ["generate", "--model", str(_garbage_codes(env, tmp)), "--n", "10", "--out",
+                                     str(tmp / "o"), "--quiet"], "codes.parquet"),
+    "featstore extract --device bogus": ("featstore", lambda env, tmp: _extract(tmp, "--device", "bogus"), "--device"),
+    "featstore extract --chunk-rows -5": ("featstore", lambda env, tmp: _extract(tmp, "--chunk-rows", "-5"),
+                                          "--chunk-rows"),
+    "featstore extract --chunk-rows 0": ("featstore", lambda env, tmp: _extract(tmp, "--chunk-rows", "0"),
+                                         "--chunk-rows"),
+}
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available() and torch.cuda.device_count() > 0
+
+
+if not _has_cuda():  # on a machine with CUDA, --device cuda is a valid choice
+    BAD_INPUTS["featstore extract --device cuda without CUDA"] = (
+        "featstore", lambda env, tmp: _extract(tmp, "--device", "cuda"), "CUDA")
+BAD_INPUTS["featstore extract --device cuda:99"] = ("featstore", lambda env, tmp: _extract(tmp, "--device", "cuda:99"),
+                                                    "CUDA")
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input(env, tmp_path, case):
+    cli, make_args, expected = BAD_INPUTS[case]
+    args = make_args(env, tmp_path)
+    res = CliRunner().invoke(CLIS[cli], args, catch_exceptions=False)
+    line = _check(res)
+    assert expected in line, line
+    for left in ("new.zarr", "new.zarr.partial.zarr", "o", "r"):
+        path = tmp_path / left
+        assert not path.exists() or not [p for p in path.iterdir() if p.name != ".lock"], (left, list(path.iterdir()))
+    assert not (tmp_path / "r" / "metrics.json").exists()

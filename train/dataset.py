@@ -142,6 +142,9 @@ def load_real(url: str, *, mode: str = "ser", storage_options: dict[str, Any] | 
     x = load_rows(Source(store.url, cols, items["row"].to_numpy(), y, storage_options=storage_options,
                          token=store_token(store)),
                   scheduler=scheduler, client=client)
+    from mirage.train.synthetic import check_finite
+
+    check_finite(x, url=store.url, utt_ids=items["utt_id"].to_numpy())
     da = store.row_width(cols[0])
     h, t = (x, None) if mode == "ser" else (x[:, :da], x[:, da:])
     layers = None

@@ -227,6 +227,9 @@ def predict_audio(model_url: str, paths: Sequence[str], out: str, *, storage_opt
     from mirage.featstore.extract import length_batches
     from mirage.featstore.extractors import extractor_from_config
 
+    from mirage.featstore.device import check_device
+
+    check_device(device)
     model = load_final(model_url, storage_options)
     if model.config["mode"] != "ser":
         raise ConfigError("--audio: expected a model trained with --mode ser (files carry no transcript), got multimodal")

@@ -131,6 +131,7 @@ def load_synthetic(shards: pd.DataFrame, labels: Sequence[str], *, mode: str, au
             cols += ["text"] + (["text_pred"] if store.has("text_pred") else [])
         x = load_rows(Source(src.url, tuple(cols), src.rows, src.labels, storage_options=storage_options, token=src.token),
                       scheduler=scheduler, client=client)
+        check_finite(x, url=f"synthetic shard {src.url}", utt_ids=store.items.sort_values("row", kind="stable")["utt_id"].to_numpy())
         widths = np.cumsum([store.dim(c) for c in cols])[:-1]
         parts = np.split(x, widths, axis=1)
         hs.append(parts[0])
@@ -148,3 +149,13 @@ def load_synthetic(shards: pd.DataFrame, labels: Sequence[str], *, mode: str, au
         if all(s is not None for s in srcs):
             data.text_source = np.concatenate(srcs)
     return data
+
+
+def check_finite(x: np.ndarray, *, url: str, utt_ids, what: str = "features") -> None:
+    """Raise :class:`ConfigError` when a row holds NaN/inf: a classifier would fail on it deep
+    inside torch (or learn nothing), so say which store and item instead."""
+    bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1) if len(x) else np.zeros(0, dtype=bool)
+    if bad.any():
+        first = np.asarray(utt_ids)[int(np.argmax(bad))]
+        raise ConfigError(f"{url}: {int(bad.sum())} of {len(x)} items hold NaN/inf {what} (first: {first}); expected "
+                          "finite values — re-extract the store (`featstore verify` lists the rows) or drop those items")

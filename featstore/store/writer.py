@@ -55,6 +55,9 @@ class StoreWriter:
                  overwrite: bool = False):
         if format not in FORMATS:
             raise ConfigError(f"--format: expected one of {', '.join(FORMATS)}, got {format!r}")
+        if chunk_rows is not None and (isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer))
+                                       or chunk_rows < 1):
+            raise ConfigError(f"--chunk-rows: expected a positive number of rows, got {chunk_rows!r}")
         self.target = Location(url, storage_options)
         self.format = format
         self.storage_options = dict(storage_options or {})
