@@ -1,4 +1,4 @@
-"""Tiny feature stores and synthetic shard manifests for the train tests."""
+"""Tiny feature stores and synthetic shard sets (written by augment's own writers) for the train tests."""
 
 from __future__ import annotations
 
@@ -49,37 +49,58 @@ def make_real_store(path, *, n_speakers: int = 5, per_class: int = 10, audio_dim
 
 def make_shards(out_dir, real, *, trained_speakers, n_items: int = 40, mi_scores=(0.9,), text_pred: bool = True,
                 labels=LABELS, seed: int = 0, text_source: bool = False):
-    """Synthetic shards drawn near the real class means, one per MI score, plus manifest.parquet."""
+    """Synthetic shards drawn near the real class means, one per MI score, plus manifest.parquet.
+
+    Written by augment's own writers (:func:`augment.shard_write.write_shard` for each shard,
+    :func:`augment.shards.write_manifest` for the manifest), for a stand-in generator bundle:
+    the files, schema and self-records are those ``augment generate`` writes; only the feature
+    values are made up here. ``text_pred`` makes it a multimodal generator (shards hold
+    ``text_pred``); ``text_source`` keys each row's conditioning text to a real item of
+    ``real`` (as a generator fitted on that store does), otherwise to code items it does not hold.
+    """
+    from mirage.augment import shards
+    from mirage.augment.checkpoint import GeneratorBundle
+    from mirage.augment.mi import MIScore
+    from mirage.augment.shard_make import Shard
+    from mirage.augment.shard_write import write_shard
+    from mirage.featstore.store.location import Location
+
     os.makedirs(out_dir, exist_ok=True)
     rng = np.random.default_rng(seed)
     items_real = real.items.sort_values("row")
     h_real = real.read("audio", items_real["row"].to_numpy())
     t_real = real.read("text", items_real["row"].to_numpy())
+    names = list(labels)
+    codes = items_real[["utt_id", "speaker", "label", "text"]].reset_index(drop=True)
+    if not text_source:
+        codes["utt_id"] = [f"code-{i:05d}" for i in range(len(codes))]
+    mode = "multimodal" if text_pred else "ser"
+    fingerprint = f"fixture-{seed}-{'-'.join(sorted(map(str, trained_speakers)))}"
+    config = {"fingerprint": fingerprint, "labels": names, "mode": mode, "speakers": sorted(map(str, trained_speakers)),
+              "excluded_speakers": [], "dims": {"audio": int(h_real.shape[1]), "text": int(t_real.shape[1])},
+              "source": {"corpus": real.metadata.get("corpus"), "extractors": real.metadata.get("extractors", {}),
+                         "content_hash": real.metadata.get("content_hash"), "url": real.url}}
+    bundle = GeneratorBundle(config=config, align=None, generator=None, discriminator=None, tensors={}, codes=codes)
+    run = {"generator": fingerprint, "seed": int(seed), "n_requested": n_items * len(mi_scores), "shard_size": n_items,
+           "min_mi": 0.0, "mi_band": [0.0, 1.0], "balanced": False, "max_attempts": 1, "max_rounds": 1, "mode": mode,
+           "labels": names, "source_content_hash": config["source"]["content_hash"], "source_store": real.url,
+           "trained_speakers": config["speakers"], "version": 1}
+    loc = Location(str(out_dir))
     rows = []
     for k, score in enumerate(mi_scores):
         pick = rng.integers(0, len(items_real), size=n_items)
-        lab = items_real["label"].to_numpy()[pick]
-        if labels is not LABELS:
-            lab = np.asarray(labels)[rng.integers(0, len(labels), size=n_items)]
+        if labels is LABELS:
+            y = np.array([names.index(v) for v in items_real["label"].to_numpy()[pick]], dtype=np.int64)
+        else:
+            y = rng.integers(0, len(names), size=n_items).astype(np.int64)
         h = h_real[pick] + 0.3 * rng.standard_normal(h_real[pick].shape).astype(np.float32)
         t = t_real[pick]
-        items = pd.DataFrame({"utt_id": [f"syn{k}_{i:05d}" for i in range(n_items)], "path": "", "speaker": "synthetic",
-                              "label": lab, "split": "train", "duration_s": np.nan, "text": ""})
-        if text_source:
-            items["text_utt_id"] = items_real["utt_id"].to_numpy()[pick]
-        arrays = {"audio": h, "text": t, "mi_pointwise": np.full(n_items, score, np.float32)}
+        points = np.full(n_items, score, np.float32)
+        arrays = {"audio": h.astype(np.float32), "text": t, "mi_pointwise": points, "mi_score": points}
         if text_pred:
             arrays["text_pred"] = t + 0.1 * rng.standard_normal(t.shape).astype(np.float32)
-        name = f"shard-{k:05d}"
-        # the shard's own record (augment.vouch): readers check the manifest row against it
-        record = {"kind": "synthetic", "trained_speakers": list(trained_speakers),
-                  "source_content_hash": real.metadata.get("content_hash")}
-        write_store(os.path.join(str(out_dir), name), items=items, arrays=arrays, metadata=record, chunk_rows=16)
-        hist = {str(l): int(c) for l, c in zip(*np.unique(lab, return_counts=True))}
-        rows.append({"path": name, "n_items": n_items, "mi_score": float(score), "mi_y_nats": 1.0, "mi_t_nats": 1.0,
-                     "label_histogram": str(hist), "generator_fingerprint": "fixture", "seed": seed,
-                     "source_content_hash": real.metadata.get("content_hash"),
-                     "trained_speakers": list(trained_speakers)})
-    manifest = os.path.join(str(out_dir), "manifest.parquet")
-    pd.DataFrame(rows).to_parquet(manifest, index=False)
-    return manifest
+        mi = MIScore(1.0, float(np.log(len(names))), 1.0, 2.0, float(score), points, points)
+        rows.append(write_shard(loc, bundle, Shard(labels=y, arrays=arrays, code_rows=pick, score=mi), run,
+                                seed=seed, slot=k, attempt=0))
+    shards.write_manifest(loc, rows, run)
+    return os.path.join(str(out_dir), shards.MANIFEST_NAME)

@@ -146,3 +146,17 @@ def test_h_t_pred_pairs_use_the_conditioning_item_when_it_is_in_the_fold(real_st
     pair = _paired_real(real, train_idx, synth, np.random.default_rng(0))
     assert pair[:2].tolist() == [50, 60]
     assert pair[2] in train_idx and real.y[pair[2]] == real.y[5]
+
+
+def test_fixture_shards_are_what_augment_writes(real_store, tmp_path):
+    """The helpers write shard sets with augment's own writers: augment's readers and checks accept them."""
+    from mirage.augment.shards import COLUMNS, read_manifest_run
+    from mirage.augment.vouch import check_rows
+    from mirage.featstore import kinds
+
+    manifest = make_shards(tmp_path / "syn", open_store(real_store), trained_speakers=["99"], mi_scores=(0.9, 0.5))
+    df, run = read_manifest_run(manifest)
+    assert list(df.columns[: len(COLUMNS)]) == list(COLUMNS) and run["generator"] == df["generator"].iloc[0]
+    check_rows(df, run)  # every row matches the shard's own record
+    assert kinds.detect_kind(str(tmp_path / "syn")) == kinds.SHARD_SET
+    assert kinds.detect_kind(df["path_abs"].iloc[0]) == kinds.SHARD
