@@ -226,3 +226,61 @@ def test_lazy_package_api():
 
     assert augment.fit_generator is fit_generator and augment.read_manifest is read_manifest
     assert augment.GenerateResult is GenerateResult
+
+
+@pytest.mark.parametrize("model, kw", [
+    ("trained_model", {"n": 5000, "shard_size": 5000}),  # 4096-row chunks: a padded edge chunk
+    ("trained_model", {"n": 400, "shard_size": 150, "mi_band": (0.2, 0.9)}),  # shards short of their quota
+    ("ser_model", {"n": 700, "shard_size": 300}),
+])
+def test_direct_shard_files_match_write_store(model, kw, request, tmp_path, monkeypatch):
+    from mirage.augment import shard_write
+
+    trees = []
+    for direct in (False, True):
+        monkeypatch.setattr(shard_write, "DIRECT_WRITES", direct)
+        out = tmp_path / f"direct{int(direct)}"
+        generate(str(request.getfixturevalue(model)), str(out), seed=2, progress=False, **kw)
+        trees.append(_tree(out))
+    slow, fast = trees
+    assert slow.keys() == fast.keys() and [k for k in slow if slow[k] != fast[k]] == []
+
+
+def _crafted_shard(n=300):
+    rng = np.random.default_rng(7)
+    items = pd.DataFrame({"utt_id": [f"syn-0-00000-{i:06d}" for i in range(n)], "path": "", "speaker": "synthetic",
+                          "label": ["angry", "sad"] * (n // 2), "split": "synthetic", "duration_s": np.nan, "text": ""})
+    arrays = {"audio": rng.standard_normal((n, 24)).astype(np.float32), "mi_score": rng.random(n).astype(np.float32)}
+    return items, arrays, {"kind": "synthetic", "corpus": "crafted"}
+
+
+def test_shard_files_pin_the_content_hash_and_match_write_store(tmp_path):
+    from mirage.augment.shard_files import write_shard_files
+    from mirage.featstore.store import write_store
+
+    items, arrays, meta = _crafted_shard()
+    got = write_shard_files(str(tmp_path / "direct.zarr"), items=items, arrays=arrays, metadata=meta, chunk_rows=128)
+    # Pinned before the direct writer existed (write_store of the same rows): the hash covers
+    # only ids, labels, speakers and float values, so it does not move with library versions.
+    assert got == "a9bf33dad881847e955e8823dae66d29668a98754a1fd3e628476015fa13580c"
+    write_store(str(tmp_path / "ref.zarr"), items=items, arrays=arrays, metadata=meta, chunk_rows=128).close()
+    a, b = _tree(tmp_path / "ref.zarr"), _tree(tmp_path / "direct.zarr")
+    assert a.keys() == b.keys() and [k for k in a if a[k] != b[k]] == []
+    with open_store(str(tmp_path / "direct.zarr")) as s:
+        assert verify_store(s) == [] and np.array_equal(s.read_rows("audio", 0, 300), arrays["audio"])
+
+
+def test_all_fill_chunks_go_through_write_store(tmp_path):
+    from mirage.augment.shard_files import can_write_direct
+    from mirage.augment.shard_write import _store_local
+
+    items, arrays, meta = _crafted_shard()
+    assert can_write_direct(arrays, 128)
+    arrays["mi_score"][128:256] = 0.0  # zarr does not write a chunk that holds only the fill value
+    assert not can_write_direct(arrays, 128)
+    (tmp_path / "out").mkdir()
+    _store_local(str(tmp_path / "out" / ".tmp-s.zarr"), str(tmp_path / "out" / "s.zarr"), items=items, arrays=arrays,
+                 meta=meta, chunk=128)
+    with open_store(str(tmp_path / "out" / "s.zarr")) as s:
+        assert verify_store(s) == [] and np.array_equal(s.read_rows("mi_score", 0, 300), arrays["mi_score"])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["s.zarr"]
