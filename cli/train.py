@@ -151,11 +151,29 @@ def predict(model, store, audio, out, device, storage_options):
     click.echo(f"{len(table)} items labelled ({', '.join(f'{k} {v}' for k, v in counts.items())}) -> {out}")
 
 
+def _compare_method_options(fn):
+    """Settings of single compare methods (train.methods)."""
+    fn = click.option("--mtl-option", "mtl_options", multiple=True, metavar="KEY=VALUE",
+                      help="mtl-aug setting (as train fit --mtl-option), e.g. --mtl-option epochs=30 (repeatable).")(fn)
+    fn = click.option("--calibrate-alpha", type=click.FloatRange(min=0.0), default=None,
+                      help="calibrate: covariance inflation alpha (times I, standardised units; default 0.1).")(fn)
+    fn = click.option("--calibrate-k", type=click.IntRange(min=0), default=None,
+                      help="calibrate: nearest classes whose covariance each class borrows (default 2).")(fn)
+    return fn
+
+
+def _method_options(mixup_pairs, calibrate_k, calibrate_alpha, mtl_options) -> dict:
+    cal = {k: v for k, v in (("k", calibrate_k), ("alpha", calibrate_alpha)) if v is not None}
+    mtl = _key_values(mtl_options, "--mtl-option")
+    return {"mixup": {"pairs": mixup_pairs}, **({"calibrate": cal} if cal else {}), **({"mtl-aug": mtl} if mtl else {})}
+
+
 @main.command()
 @_common
 @click.option("--methods", default="none,smote,mixup,noise,cgan,infogan", show_default=True,
-              help="Comma-separated methods: none, smote, mixup, noise, cgan (λ=0), infogan (MI-regularised), "
-                   "auto (per outer fold, none or a baseline, chosen on inner folds).")
+              help="Comma-separated methods: none, smote, mixup, noise, calibrate (class Gaussians with covariance "
+                   "borrowed from the nearest classes), cgan (λ=0), infogan (MI-regularised), mtl-aug (the multitask "
+                   "network; needs a store with views), auto (per outer fold, none or a baseline, chosen on inner folds).")
 @click.option("--n", "n", default="4x", show_default=True, help="Synthetic rows per fold: Nx of the real training items, or a count.")
 @click.option("--lambda-mi", type=click.FloatRange(min=0.0), default=None, help="MI weight of the infogan generator (augment's default).")
 @click.option("--gen-epochs", type=click.IntRange(min=0), default=None, help="Generator (stage 2) epochs (augment's default).")
@@ -172,13 +190,14 @@ def predict(model, store, audio, out, device, storage_options):
               help="inner: choose each baseline's n and synthetic weight per outer fold on 3 inner leave-speakers-out "
                    "folds of its training speakers (generators keep their settings); method auto chooses among none "
                    "and the baselines the same way.")
+@_compare_method_options
 @_synthetic_loss_options
 @_dask_options
 @storage_options_option
 @verbosity_option
 def compare(store, methods, n, min_mi, mode, evaluation, out, classifier, seed, lambda_mi, gen_epochs, gen_options, mi_band,
             balanced, mixup_pairs, synthetic_weight, select, workers, scheduler, storage_options, normalise,
-            **synthetic_loss):
+            calibrate_k, calibrate_alpha, mtl_options, **synthetic_loss):
     """Compare augmentation methods on the same folds and seeds; writes OUT/compare.json, compare.md, plots."""
     from mirage.train.compare import compare as compare_fn
 
@@ -188,7 +207,8 @@ def compare(store, methods, n, min_mi, mode, evaluation, out, classifier, seed, 
                  classifier=classifier, seed=seed, workers=workers, scheduler=scheduler, lambda_mi=lambda_mi,
                  storage_options=storage_options, generator_options=gen, generate_options=generate_opts,
                  classifier_options={"synthetic_weight": synthetic_weight, **synthetic_loss},
-                 baseline_options={"mixup": {"pairs": mixup_pairs}}, progress=True, normalise=normalise,
+                 baseline_options=_method_options(mixup_pairs, calibrate_k, calibrate_alpha, mtl_options),
+                 progress=True, normalise=normalise,
                  select=select)
     click.echo(result.message)
 

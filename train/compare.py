@@ -69,9 +69,9 @@ class CompareResult:
 
 def parse_methods(methods: str | Sequence[str]) -> list[str]:
     names = [m.strip().lower() for m in (methods.split(",") if isinstance(methods, str) else methods) if m.strip()]
-    unknown = [m for m in names if m not in METHODS]
+    unknown = [m for m in names if m not in REGISTRY]
     if unknown or not names:
-        raise ConfigError(f"--methods: expected a comma-separated subset of {','.join(METHODS)}, got {methods!r}")
+        raise ConfigError(f"--methods: expected a comma-separated subset of {','.join(REGISTRY)}, got {methods!r}")
     return list(dict.fromkeys(names))
 
 
@@ -173,8 +173,10 @@ def compare(store: str, out: str, *, methods: str | Sequence[str] = DEFAULT_METH
     normalise = check_normalise(normalise)
     select = check_select(select)
     cfg = ClassifierConfig.from_kwargs(kind=classifier, **(classifier_options or {}))
-    if min_mi is not None and not 0.0 <= float(min_mi) <= 1.0:
-        raise ConfigError(f"--min-mi: expected a number in [0, 1], got {min_mi}")
+    if min_mi is not None:
+        from mirage.augment.counts import parse_unit_float  # the one home of the --min-mi check
+
+        min_mi = parse_unit_float(min_mi, flag="--min-mi")
     gen_opts = {"num_threads": 1, **(generator_options or {})}
     if any(m in GENERATIVE for m in names):
         from mirage.augment.fit import check_fit_options
@@ -206,6 +208,10 @@ def compare(store: str, out: str, *, methods: str | Sequence[str] = DEFAULT_METH
             for name in names:
                 ctx = fold_context(run, fold, rows, settings.get(name, {}), (fold.name,), cls_seed)
                 per_method[name].append(get(name).evaluate(ctx))
+    from mirage.train.synthetic import note_empty_synthetic
+
+    for method, note in note_empty_synthetic(per_method, GENERATIVE, min_mi).items():  # said, not a silent `none`
+        run.extras.setdefault(method, {}).update(note)
     config = {
         "store": real.url, "store_content_hash": real.metadata.get("content_hash"), "corpus": corpus_name(real.metadata),
         "methods": names, "n": str(n), "min_mi": min_mi, "mode": mode, "eval": evaluation, "seed": int(seed),
@@ -217,6 +223,10 @@ def compare(store: str, out: str, *, methods: str | Sequence[str] = DEFAULT_METH
            if select != "none" else {}),
         **_method_config(run, names, select),
     }
+    from mirage.train.rerun import remove_stale_methods
+
+    # read before the new compare.json replaced it: an old --out keeps no other run's method folders
+    remove_stale_methods(out, names, storage_options)
     table = _write_outputs(out, names, per_method, real.labels, config, extras=run.extras, storage_options=storage_options)
     log.info("train compare: %d methods x %d folds in %.1f s", len(names), len(folds), time.perf_counter() - t0)
     return CompareResult(out_path(out, "compare.json"), table, markdown_table(table, names))

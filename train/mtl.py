@@ -222,37 +222,42 @@ def _evaluate(data: MtlData, folds: Sequence[Fold], cfg: MtlConfig, *, seed: int
               per_view: dict[str, dict[str, np.ndarray]], progress: bool = False, attacks: Sequence = ()) -> list[FoldResult]:
     from tqdm.auto import tqdm
 
-    k, n_aug = len(data.labels), len(data.aug_types)
-    results = []
-    for fold in tqdm(folds, desc="train fit mtl-aug: folds", disable=not progress):
-        tr = fold.train
-        scaler = Standardizer.fit(data.h[tr])
-        xs = scaler.transform(data.h)
-        in_train = np.zeros(len(xs), dtype=bool)
-        in_train[tr] = True
-        c = data.clean[tr]
-        has = (c >= 0) & in_train[np.maximum(c, 0)]
-        target = np.where(has[:, None], xs[np.maximum(c, 0)], 0.0).astype(np.float32)
-        if not (data.y[tr] >= 0).any():
-            raise ConfigError(f"fold {fold.name}: expected labelled training rows, got none")
-        model, losses = fit_mtl_fold(np.ascontiguousarray(xs[tr]), data.y[tr], data.a[tr], target, has,
-                                     n_classes=k, n_aug=n_aug, cfg=cfg, seed=derive_seed(seed, METHOD, fold.name))
-        pred = predict_mtl(model, xs[fold.test], num_threads=cfg.num_threads)
-        n_lab = int((data.y[tr] >= 0).sum())
-        combos = {"labelled": n_lab, "unlabelled": int(len(tr) - n_lab),
-                  **{f"aug={t}": int((data.a[tr] == i).sum()) for i, t in enumerate(data.aug_types)}}
-        res = FoldResult(fold.name, fold.test_speakers, confusion(data.y[fold.test], pred, k), len(tr), 0, combos, [])
-        for view, pos in per_view.get(fold.name, {}).items():
-            res.by_view[view] = confusion(data.y[pos], predict_mtl(model, xs[pos], num_threads=cfg.num_threads), k)
-        if attacks:
-            from mirage.train.attack import attack_confusions
+    return [evaluate_fold(data, fold, cfg, seed=seed, per_view=per_view.get(fold.name, {}), attacks=attacks)
+            for fold in tqdm(folds, desc="train fit mtl-aug: folds", disable=not progress)]
 
-            res.by_attack = attack_confusions(lambda x: model(x)[0], lambda x: predict_mtl(model, x, num_threads=cfg.num_threads),
-                                              xs[fold.test], data.y[fold.test], attacks, k, num_threads=cfg.num_threads)
-        log.info("fold %s: mtl-aug UAR %.3f (%d labelled + %d unlabelled training rows; final losses %s)", fold.name,
-                 res.uar, n_lab, len(tr) - n_lab, {kk: round(v, 4) for kk, v in losses.items()})
-        results.append(res)
-    return results
+
+def evaluate_fold(data: MtlData, fold: Fold, cfg: MtlConfig, *, seed: int, per_view: dict[str, np.ndarray] | None = None,
+                  attacks: Sequence = ()) -> FoldResult:
+    """One fold's network (seeded by (seed, mtl-aug, fold) only), tested on the fold's test rows
+    (and on ``per_view``'s positions); ``train compare --methods mtl-aug`` calls it per fold too."""
+    k, n_aug = len(data.labels), len(data.aug_types)
+    tr = fold.train
+    scaler = Standardizer.fit(data.h[tr])
+    xs = scaler.transform(data.h)
+    in_train = np.zeros(len(xs), dtype=bool)
+    in_train[tr] = True
+    c = data.clean[tr]
+    has = (c >= 0) & in_train[np.maximum(c, 0)]
+    target = np.where(has[:, None], xs[np.maximum(c, 0)], 0.0).astype(np.float32)
+    if not (data.y[tr] >= 0).any():
+        raise ConfigError(f"fold {fold.name}: expected labelled training rows, got none")
+    model, losses = fit_mtl_fold(np.ascontiguousarray(xs[tr]), data.y[tr], data.a[tr], target, has,
+                                 n_classes=k, n_aug=n_aug, cfg=cfg, seed=derive_seed(seed, METHOD, fold.name))
+    pred = predict_mtl(model, xs[fold.test], num_threads=cfg.num_threads)
+    n_lab = int((data.y[tr] >= 0).sum())
+    combos = {"labelled": n_lab, "unlabelled": int(len(tr) - n_lab),
+              **{f"aug={t}": int((data.a[tr] == i).sum()) for i, t in enumerate(data.aug_types)}}
+    res = FoldResult(fold.name, fold.test_speakers, confusion(data.y[fold.test], pred, k), len(tr), 0, combos, [])
+    for view, pos in (per_view or {}).items():
+        res.by_view[view] = confusion(data.y[pos], predict_mtl(model, xs[pos], num_threads=cfg.num_threads), k)
+    if attacks:
+        from mirage.train.attack import attack_confusions
+
+        res.by_attack = attack_confusions(lambda x: model(x)[0], lambda x: predict_mtl(model, x, num_threads=cfg.num_threads),
+                                          xs[fold.test], data.y[fold.test], attacks, k, num_threads=cfg.num_threads)
+    log.info("fold %s: mtl-aug UAR %.3f (%d labelled + %d unlabelled training rows; final losses %s)", fold.name,
+             res.uar, n_lab, len(tr) - n_lab, {kk: round(v, 4) for kk, v in losses.items()})
+    return res
 
 
 def ablation_variants(cfg: MtlConfig) -> dict[str, MtlConfig]:

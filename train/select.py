@@ -3,18 +3,19 @@
 Per outer fold, the outer training speakers are split into ``INNER_FOLDS`` groups (sorted
 speakers dealt round-robin); each inner fold trains on the other groups and tests on one,
 leave-speakers-out, so nothing about the outer test speaker is used. Every inner fold
-normalises (``--normalise``) and augments exactly as the outer fold does.
+normalises (``--normalise``) and augments exactly as the outer fold does, through the same
+method interface (:mod:`train.methods`).
 
-* ``--select inner``: each baseline's setting (``n`` × ``synthetic_weight`` over
-  :data:`BASELINE_GRID`) is the one with the best mean inner UAR; ties go to the earlier,
-  more conservative grid entry. The generators (cgan, infogan) keep their given settings:
-  selecting theirs would mean fitting one generator per inner fold and setting, which this
-  does not do yet.
+* ``--select inner``: each method with a grid (the row-level baselines: ``n`` ×
+  ``synthetic_weight`` over :data:`BASELINE_GRID`; ``calibrate`` also its ``k``) gets the
+  setting with the best mean inner UAR; ties go to the earlier, more conservative grid entry.
+  The generators (cgan, infogan) keep their given settings: selecting theirs would mean fitting
+  one generator per inner fold and setting, which this does not do yet; ``mtl-aug`` has no grid.
 * ``auto``: per outer fold, the candidate with the best mean inner UAR among ``none`` and the
-  augmentation baselines (those named in ``--methods``, or all three when none is named; each
-  with its selected setting under ``--select inner``, else the run's). A candidate must beat
-  ``none`` strictly, so augmentation is used only where it helped on unseen training speakers.
-  Generators are not auto candidates yet (same reason).
+  ``auto`` candidates named in ``--methods`` (smote, mixup, noise, calibrate), or smote, mixup
+  and noise when none is named; each with its selected setting under ``--select inner``, else
+  the run's. A candidate must beat ``none`` strictly, so augmentation is used only where it
+  helped on unseen training speakers. Generators are not auto candidates yet (same reason).
 
 Inner classifiers are seeded by (seed, outer fold, inner fold) only, so the choice does not
 depend on the order of the work.
@@ -22,23 +23,27 @@ depend on the order of the work.
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
+import logging
+import time
 from typing import Any, Sequence
 
 import numpy as np
 
 from mirage.featstore.errors import ConfigError
-from mirage.train.baselines import BASELINES, augment_baseline
-from mirage.train.classifier import ClassifierConfig
-from mirage.train.dataset import RealData, TrainingSet, assemble, prepare_fold
-from mirage.train.experiment import evaluate_in_memory
+from mirage.train.dataset import RealData
 from mirage.train.folds import Fold
+from mirage.train.methods import BASELINE_GRID, REGISTRY, RunContext, get
+from mirage.train.methods.auto import DEFAULT_POOL
+from mirage.train.methods.base import fold_context, fold_rows
 from mirage.train.seeds import derive_seed
+
+log = logging.getLogger(__name__)
 
 SELECT = ("none", "inner")
 INNER_FOLDS = 3
-BASELINE_GRID: dict[str, tuple] = {"n": ("1x", "4x"), "synthetic_weight": (0.5, 1.0)}
+
+__all__ = ["SELECT", "INNER_FOLDS", "BASELINE_GRID", "check_select", "grid", "inner_folds", "inner_uar",
+           "select_setting", "choose_auto", "select_fold"]
 
 
 def check_select(select: str | None) -> str:
@@ -49,10 +54,9 @@ def check_select(select: str | None) -> str:
 
 
 def grid(method: str) -> list[dict[str, Any]]:
-    if method not in BASELINES:
-        return [{}]
-    keys = list(BASELINE_GRID)
-    return [dict(zip(keys, values)) for values in itertools.product(*(BASELINE_GRID[k] for k in keys))]
+    """The settings ``--select inner`` tries for ``method`` ([{}]: nothing to select)."""
+    m = REGISTRY.get(method)
+    return m.settings() if m is not None and m.inner else [{}]
 
 
 def inner_folds(real: RealData, train_idx: np.ndarray, k: int = INNER_FOLDS) -> list[Fold]:
@@ -71,58 +75,71 @@ def inner_folds(real: RealData, train_idx: np.ndarray, k: int = INNER_FOLDS) -> 
     return out
 
 
-def baseline_set(base: TrainingSet, method: str, n_syn: int, *, n_classes: int, seed: int,
-                 options: dict[str, Any] | None = None) -> TrainingSet:
-    """``base`` plus ``n_syn`` rows of a baseline made from its (normalised) real rows."""
-    if method == "none":
-        return base
-    x_syn, y_syn = augment_baseline(method, base.x_real, base.y_real, n_syn, n_classes=n_classes, seed=seed,
-                                    **(options or {}))
-    return dataclasses.replace(base, x_syn=x_syn, y_syn=y_syn, combos={**base.combos, method: len(x_syn)})
-
-
-def setting_config(cfg: ClassifierConfig, setting: dict[str, Any]) -> ClassifierConfig:
-    if "synthetic_weight" in setting:
-        return dataclasses.replace(cfg, synthetic_weight=float(setting["synthetic_weight"]))
-    return cfg
-
-
-def inner_uar(real: RealData, outer: Fold, method: str, setting: dict[str, Any], *, default_n: str, cfg: ClassifierConfig,
-              mode: str, normalise: str, seed: int, baseline_options: dict[str, dict[str, Any]] | None,
-              folds: Sequence[Fold]) -> float:
-    """Mean UAR of ``method`` with ``setting`` over the inner folds of ``outer``."""
-    from mirage.augment.counts import parse_count
-
+def inner_uar(run: RunContext, outer: Fold, method: str, setting: dict[str, Any], *, folds: Sequence[Fold],
+              rows: dict[str, tuple] | None = None) -> float:
+    """Mean UAR of ``method`` with ``setting`` over the inner folds of ``outer`` (``rows``: each
+    inner fold's prepared rows, computed once per outer fold and shared by every setting)."""
+    m = get(method)
     uars = []
     for inner in folds:
-        rf = prepare_fold(real, inner.train, inner.test, normalise)
-        base = assemble(rf, inner.train, None, mode=mode, rng=np.random.default_rng(0), normalise=normalise)
-        n_syn = parse_count(setting.get("n", default_n), len(inner.train))
-        ts = baseline_set(base, method, n_syn, n_classes=len(real.labels),
-                          seed=derive_seed(seed, method, outer.name, inner.name),
-                          options=(baseline_options or {}).get(method, {}))
-        res = evaluate_in_memory(rf, inner, ts, cfg=setting_config(cfg, setting),
-                                 seed=derive_seed(seed, "inner-classifier", outer.name, inner.name))
-        uars.append(res.uar)
+        r = rows[inner.name] if rows is not None else fold_rows(run, inner)
+        ctx = fold_context(run, inner, r, setting, (outer.name, inner.name),
+                           derive_seed(run.seed, "inner-classifier", outer.name, inner.name))
+        uars.append(m.evaluate(ctx).uar)
     return float(np.mean(uars)) if uars else float("nan")
 
 
-def select_setting(real: RealData, outer: Fold, method: str, *, folds: Sequence[Fold], **kw) -> tuple[dict[str, Any], float]:
+def select_setting(run: RunContext, outer: Fold, method: str, *, folds: Sequence[Fold], **kw) -> tuple[dict[str, Any], float]:
     """The grid setting of ``method`` with the best mean inner UAR (the first on ties)."""
     best, best_uar = grid(method)[0], -np.inf
     for setting in grid(method):
-        u = round(inner_uar(real, outer, method, setting, folds=folds, **kw), 6)
+        u = round(inner_uar(run, outer, method, setting, folds=folds, **kw), 6)
         if u > best_uar:
             best, best_uar = setting, u
     return best, float(best_uar)
 
 
-def choose_auto(real: RealData, outer: Fold, candidates: dict[str, dict[str, Any]], *, folds: Sequence[Fold],
+def choose_auto(run: RunContext, outer: Fold, candidates: dict[str, dict[str, Any]], *, folds: Sequence[Fold],
                 **kw) -> tuple[str, dict[str, float]]:
     """``(method, {candidate: inner UAR})``: the best candidate, which must beat ``none`` strictly."""
-    scores = {m: round(inner_uar(real, outer, m, s, folds=folds, **kw), 6) for m, s in candidates.items()}
+    scores = {m: round(inner_uar(run, outer, m, s, folds=folds, **kw), 6) for m, s in candidates.items()}
     best = "none"
     for m, u in scores.items():
         if u > scores.get(best, -np.inf):
             best = m
     return best, scores
+
+
+def auto_pool(names: Sequence[str]) -> list[str]:
+    return [m for m in names if REGISTRY[m].auto_candidate] or list(DEFAULT_POOL)
+
+
+def select_fold(run: RunContext, fold: Fold, names: Sequence[str], select: str) -> dict[str, dict[str, Any]]:
+    """Per method, the setting used on ``fold`` (``--select inner``), and ``auto``'s choice; both
+    recorded in ``run.extras`` (compare.json's ``selected``, ``chosen``, ``inner_uar``)."""
+    if select == "none" and "auto" not in names:
+        return {}
+    t0 = time.perf_counter()
+    inner = inner_folds(run.real, fold.train)
+    rows = {f.name: fold_rows(run, f) for f in inner}
+    settings: dict[str, dict[str, Any]] = {}
+    if select == "inner":
+        for method in [m for m in names if len(grid(m)) > 1]:
+            setting, score = select_setting(run, fold, method, folds=inner, rows=rows)
+            settings[method] = setting
+            row = run.extras.setdefault(method, {"selected": {}, "inner_uar": {}})
+            row["selected"][fold.name], row["inner_uar"][fold.name] = setting, score
+    if "auto" in names:
+        pool = auto_pool(names)
+        candidates: dict[str, dict[str, Any]] = {"none": {}}
+        for method in pool:
+            if select == "inner" and method not in settings:
+                settings[method] = select_setting(run, fold, method, folds=inner, rows=rows)[0]
+            candidates[method] = settings.get(method, {})
+        chosen, scores = choose_auto(run, fold, candidates, folds=inner, rows=rows) if inner else ("none", {})
+        row = run.extras.setdefault("auto", {"chosen": {}, "chosen_setting": {}, "inner_uar": {}, "candidates": ["none", *pool]})
+        row["chosen"][fold.name], row["chosen_setting"][fold.name], row["inner_uar"][fold.name] = \
+            chosen, candidates.get(chosen, {}), scores
+        settings["auto"] = candidates.get(chosen, {})
+    log.info("fold %s: inner selection in %.1f s", fold.name, time.perf_counter() - t0)
+    return settings

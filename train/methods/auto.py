@@ -1,0 +1,23 @@
+"""``auto``: per outer fold, the method that won on inner folds of the training speakers
+(chosen by :func:`train.select.select_fold`, recorded in ``RunContext.extras["auto"]``), run
+with that method's own seeds and the setting it was chosen with — so ``auto``'s fold equals
+the chosen method's fold."""
+
+from __future__ import annotations
+
+from mirage.train.experiment import FoldResult
+from mirage.train.methods.base import FoldContext, Method
+
+#: auto's candidates when --methods names no auto candidate (besides none).
+DEFAULT_POOL = ("smote", "mixup", "noise")
+
+
+class AutoMethod(Method):
+    name = "auto"
+    inner = False
+
+    def evaluate(self, ctx: FoldContext) -> FoldResult:
+        from mirage.train.methods import get
+
+        chosen = ctx.run.extras["auto"]["chosen"][ctx.fold.name]
+        return get(chosen).evaluate(ctx)
