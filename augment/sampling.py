@@ -9,17 +9,12 @@ import numpy as np
 
 from mirage.augment.checkpoint import GeneratorBundle
 from mirage.augment.seeding import numpy_rng
+from mirage.featstore.apportion import largest_remainder
 
 
 def exact_counts(n: int, p: np.ndarray) -> np.ndarray:
     """Integer counts summing to ``n`` closest to ``n * p`` (largest remainder, ties to lower index)."""
-    raw = n * np.asarray(p, dtype=np.float64)
-    counts = np.floor(raw).astype(np.int64)
-    rest = n - int(counts.sum())
-    if rest > 0:
-        order = np.lexsort((np.arange(len(p)), -(raw - counts)))
-        counts[order[:rest]] += 1
-    return counts
+    return largest_remainder(n, p)
 
 
 @dataclass

@@ -122,13 +122,11 @@ def embed_unit(rows: pd.DataFrame, start: int, stop: int, audio_ex, text_ex, *, 
         from mirage.featstore.dask_utils import worker_torch_threads
 
         torch_threads = worker_torch_threads(host_procs)
-    if torch_threads:
-        import torch
+    from mirage.featstore.threads import fixed_threads
 
-        if torch.get_num_threads() != torch_threads:
-            torch.set_num_threads(torch_threads)
-    unit = decode_unit(rows, start, stop, audio_ex.sample_rate, strict=strict)
-    values, status = embed_decoded(unit, audio_ex, text_ex, batch_size=batch_size)
+    with fixed_threads(torch_threads):  # restored after the task: a threaded scheduler shares the process
+        unit = decode_unit(rows, start, stop, audio_ex.sample_rate, strict=strict)
+        values, status = embed_decoded(unit, audio_ex, text_ex, batch_size=batch_size)
     return start, stop, values, status, unit.skipped
 
 

@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from mirage.featstore.errors import ConfigError
+from mirage.featstore.threads import fixed_threads
 
 KINDS = {"fgsm": ("eps",), "pgd": ("eps", "steps", "alpha")}
 _EXPECTED = "expected attacks such as fgsm:eps=0.1 or pgd:eps=0.1:steps=10"
@@ -82,9 +83,7 @@ def perturb(logits_fn: Callable, x: np.ndarray, y: np.ndarray, spec: AttackSpec,
 
     if spec.eps == 0 or len(x) == 0:
         return np.asarray(x, np.float32)
-    old = torch.get_num_threads()
-    torch.set_num_threads(num_threads)
-    try:
+    with fixed_threads(num_threads):
         x0 = torch.from_numpy(np.ascontiguousarray(x, np.float32))
         yt = torch.from_numpy(np.asarray(y, np.int64))
         alpha = spec.eps if spec.kind == "fgsm" else (spec.alpha or 2.5 * spec.eps / spec.steps)
@@ -97,8 +96,6 @@ def perturb(logits_fn: Callable, x: np.ndarray, y: np.ndarray, spec: AttackSpec,
                 xa = xa + alpha * grad.sign()
                 xa = torch.max(torch.min(xa, x0 + spec.eps), x0 - spec.eps)
         return xa.detach().numpy()
-    finally:
-        torch.set_num_threads(old)
 
 
 def attack_confusions(logits_fn: Callable, predict_fn: Callable, x: np.ndarray, y: np.ndarray, specs: Sequence[AttackSpec],

@@ -21,6 +21,7 @@ import logging
 import numpy as np
 
 from mirage.featstore.errors import ConfigError, MissingDependencyError
+from mirage.featstore.apportion import apportion
 
 log = logging.getLogger(__name__)
 
@@ -32,18 +33,6 @@ def anchor_indices(n_real: int, n_syn: int, rng: np.random.Generator) -> np.ndar
     full = np.tile(np.arange(n_real), n_syn // n_real)
     rest = rng.choice(n_real, size=n_syn % n_real, replace=False)
     return np.concatenate([full, np.sort(rest)]).astype(np.int64)
-
-
-def apportion(counts: np.ndarray, total: int) -> np.ndarray:
-    """Split ``total`` over classes proportionally to ``counts`` (largest remainder)."""
-    counts = np.asarray(counts, dtype=np.float64)
-    if counts.sum() <= 0:
-        return np.zeros(len(counts), dtype=np.int64)
-    exact = counts / counts.sum() * total
-    out = np.floor(exact).astype(np.int64)
-    order = np.argsort(-(exact - out), kind="stable")
-    out[order[: total - int(out.sum())]] += 1
-    return out
 
 
 def smote(x: np.ndarray, y: np.ndarray, n_syn: int, *, n_classes: int, seed: int, k_neighbors: int = 5):

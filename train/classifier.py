@@ -24,6 +24,7 @@ from torch.nn import functional as F
 
 from mirage.featstore.settings import check_known
 from mirage.featstore.errors import ConfigError, TrainingDivergedError
+from mirage.featstore.threads import fixed_threads
 
 log = logging.getLogger(__name__)
 
@@ -111,14 +112,9 @@ class Standardizer:
 @contextlib.contextmanager
 def seeded(seed: int, num_threads: int) -> Iterator[None]:
     """Own RNG state and thread count for one fit; the caller's are restored afterwards."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(num_threads)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seed))
-            yield
-    finally:
-        torch.set_num_threads(old)
+    with fixed_threads(num_threads), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        yield
 
 
 def build_model(cfg: ClassifierConfig, in_dim: int, n_classes: int) -> nn.Module:
@@ -231,11 +227,7 @@ def fit_streaming(stream, scaler: Standardizer, *, n_classes: int, cfg: Classifi
 @torch.inference_mode()
 def predict(model: nn.Module, x: np.ndarray, *, num_threads: int = 1, batch_rows: int = 65536) -> np.ndarray:
     """Class indices for standardised rows ``x``."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(num_threads)
-    try:
+    with fixed_threads(num_threads):
         out = [model(torch.from_numpy(np.ascontiguousarray(x[i: i + batch_rows], dtype=np.float32))).argmax(dim=1).numpy()
                for i in range(0, len(x), batch_rows)]
-    finally:
-        torch.set_num_threads(old)
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)

@@ -114,8 +114,10 @@ def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser
     normalise = check_normalise(normalise)
     if loader not in LOADERS:
         raise ConfigError(f"--loader: expected one of {', '.join(LOADERS)}, got {loader!r}")
-    if min_mi is not None and not 0.0 <= float(min_mi) <= 1.0:
-        raise ConfigError(f"--min-mi: expected a number in [0, 1], got {min_mi}")
+    if min_mi is not None:
+        from mirage.augment.counts import parse_unit_float  # the one home of the --min-mi check
+
+        min_mi = parse_unit_float(min_mi, flag="--min-mi")
     cfg = ClassifierConfig.from_kwargs(kind=classifier, **(classifier_options or {}))
     t0 = time.perf_counter()
     real_store = cached_store(store, storage_options)

@@ -44,6 +44,7 @@ from mirage.train.folds import Fold, corpus_name, make_folds
 from mirage.train.metrics import confusion, plot_bars
 from mirage.train.outputs import out_path, write_json
 from mirage.train.seeds import derive_seed
+from mirage.featstore.threads import fixed_threads
 
 log = logging.getLogger(__name__)
 
@@ -209,13 +210,8 @@ def fit_mtl_fold(x: np.ndarray, y: np.ndarray, a: np.ndarray, target: np.ndarray
 def predict_mtl(model, x: np.ndarray, *, num_threads: int = 1) -> np.ndarray:
     import torch
 
-    old = torch.get_num_threads()
-    torch.set_num_threads(num_threads)
-    try:
-        with torch.inference_mode():
-            return model(torch.from_numpy(np.ascontiguousarray(x, np.float32)))[0].argmax(dim=1).numpy()
-    finally:
-        torch.set_num_threads(old)
+    with fixed_threads(num_threads), torch.inference_mode():
+        return model(torch.from_numpy(np.ascontiguousarray(x, np.float32)))[0].argmax(dim=1).numpy()
 
 
 def _evaluate(data: MtlData, folds: Sequence[Fold], cfg: MtlConfig, *, seed: int,
