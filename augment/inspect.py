@@ -38,7 +38,7 @@ C2ST_FOLDS = 5
 
 def inspect_shards(path, *, min_mi: float | None = None, plot: str | None = None, store=None, method: str = "tsne",
                    max_points: int = 2000, seed: int = 0, storage_options: dict | None = None, c2st: bool = True,
-                   c2st_rows: int = C2ST_ROWS, fidelity: bool = True) -> dict[str, Any]:
+                   c2st_rows: int = C2ST_ROWS, fidelity: bool = True, progress: bool = False) -> dict[str, Any]:
     """Summary of the shards listed in ``path``'s manifest (optionally only ``mi_score >= min_mi``).
 
     With ``c2st`` (the default) each shard also gets ``c2st_acc`` (see the module docstring)
@@ -78,14 +78,25 @@ def inspect_shards(path, *, min_mi: float | None = None, plot: str | None = None
         "source_content_hash": run.get("source_content_hash"),
         "trained_speakers": run.get("trained_speakers"),
     }
+    from tqdm.auto import tqdm
+
+    # stage by stage on a terminal (t-SNE of ~20k points runs for tens of seconds)
+    stages = [s for s, on in (("two-sample scores", c2st or fidelity), (f"{method} plot", bool(plot))) if on]
+    bar = tqdm(total=len(stages), desc="augment inspect", unit="stage", disable=None if progress else True, leave=False)
     if c2st or fidelity:
+        bar.set_postfix_str(stages[0])
         _add_c2st(out, df, store=store if store is not None else run.get("source_store"), speakers=out["trained_speakers"],
                   expected_hash=run.get("source_content_hash"), max_rows=int(c2st_rows), seed=seed,
                   storage_options=storage_options, c2st=c2st, fidelity=fidelity)
+        bar.update()
     if plot:
+        bar.set_postfix_str(stages[-1])
+        log.info("augment inspect: embedding up to %d real + %d generated points with %s", max_points, max_points, method)
         out["plot"] = plot_embedding(df, plot, store=store if store is not None else run.get("source_store"),
                                      speakers=out["trained_speakers"], method=method, max_points=max_points, seed=seed,
                                      expected_hash=run.get("source_content_hash"), storage_options=storage_options)
+        bar.update()
+    bar.close()
     return out
 
 

@@ -61,12 +61,28 @@ def manifest_bytes(rows: list[dict[str, Any]], run: dict[str, Any]) -> bytes:
         cols[c] = [json.dumps(v, sort_keys=True) for v in cols[c]]
     from mirage.featstore.kinds import MANIFEST_KIND_KEY, SHARD_SET
 
-    schema = _schema().with_metadata({b"mirage": json.dumps(run, sort_keys=True).encode(),
-                                      MANIFEST_KIND_KEY: SHARD_SET.encode()})
-    table = pa.table(cols, schema=schema)
+    run_json = json.dumps(run, sort_keys=True).encode()
+    table = pa.table(cols, schema=_schema())
+    schema = _schema().with_metadata({b"mirage": run_json, MANIFEST_KIND_KEY: SHARD_SET.encode(),
+                                      DIGEST_KEY: _digest(table, run_json).encode()})
+    table = table.replace_schema_metadata(schema.metadata)
     buf = io.BytesIO()
     pq.write_table(table, buf)
     return buf.getvalue()
+
+
+#: Schema-metadata key of the manifest's own checksum: SHA-256 over its rows (as decoded) and
+#: run settings. Parquet pages carry no checksum by default, and a flipped byte in a value
+#: would otherwise be read as data. Manifests written before it existed are read unchecked.
+DIGEST_KEY = b"mirage_sha256"
+
+
+def _digest(table, run_json: bytes) -> str:
+    """SHA-256 over the decoded rows (exact: floats by repr, nulls as null) and the run settings."""
+    import hashlib
+
+    rows = json.dumps({"columns": table.column_names, "rows": table.to_pylist()}, sort_keys=True, default=str)
+    return hashlib.sha256(rows.encode() + b"\0" + run_json).hexdigest()
 
 
 def write_manifest(loc: Location, rows: list[dict[str, Any]], run: dict[str, Any], name: str = MANIFEST_NAME) -> None:
@@ -83,8 +99,18 @@ def _load(loc: Location, name: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     try:
         table = pq.read_table(io.BytesIO(loc.read_bytes(name)))
     except Exception as e:  # pyarrow raises several types for a damaged file
-        raise StoreCorruptError(f"{loc.url}/{name}: expected a Parquet manifest, got unreadable content ({e})") from None
-    run = json.loads((table.schema.metadata or {}).get(b"mirage", b"{}"))
+        detail = " ".join(str(e).split())[:200] or type(e).__name__
+        raise StoreCorruptError(f"{loc.url}/{name}: expected a Parquet manifest, got unreadable content ({detail}); "
+                                "rerun the same `augment generate` command to rewrite it") from None
+    meta = table.schema.metadata or {}
+    try:
+        run = json.loads(meta.get(b"mirage", b"{}"))
+    except ValueError:
+        run = None
+    recorded = meta.get(DIGEST_KEY)
+    if run is None or (recorded is not None and recorded.decode(errors="replace") != _digest(table, meta.get(b"mirage", b"{}"))):
+        raise StoreCorruptError(f"{loc.url}/{name}: expected a manifest matching its recorded checksum, got altered or "
+                                "damaged content; rerun the same `augment generate` command to rewrite it")
     return table.to_pandas(), run
 
 

@@ -114,13 +114,14 @@ def generate(model, out, quiet, as_json, **options):
 @click.option("--c2st-rows", type=click.IntRange(min=10), default=2000, show_default=True,
               help="Rows per side (real / generated) for c2st_acc, sampled with --seed.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampling, t-SNE and c2st folds.")
+@click.option("--quiet", is_flag=True, help="No progress bar (shown on a terminal only).")
 @storage_options_option
 @verbosity_option
-def inspect(path, as_json, **options):
+def inspect(path, as_json, quiet, **options):
     """Summarise a synthetic shard set (PATH: its folder or manifest.parquet)."""
     from mirage.augment.inspect import inspect_shards
 
-    info = run(inspect_shards, path, **options)
+    info = run(inspect_shards, path, progress=not quiet, **options)
     if as_json:
         echo_json(info)
         return

@@ -212,6 +212,10 @@ def compare(store: str, out: str, *, methods: str | Sequence[str] = DEFAULT_METH
 
     for method, note in note_empty_synthetic(per_method, GENERATIVE, min_mi).items():  # said, not a silent `none`
         run.extras.setdefault(method, {}).update(note)
+    from mirage.train.synthetic import note_empty_synthetic
+
+    for method, note in note_empty_synthetic(per_method, GENERATIVE, min_mi).items():  # said, not a silent `none`
+        run.extras.setdefault(method, {}).update(note)
     config = {
         "store": real.url, "store_content_hash": real.metadata.get("content_hash"), "corpus": corpus_name(real.metadata),
         "methods": names, "n": str(n), "min_mi": min_mi, "mode": mode, "eval": evaluation, "seed": int(seed),
@@ -223,6 +227,10 @@ def compare(store: str, out: str, *, methods: str | Sequence[str] = DEFAULT_METH
            if select != "none" else {}),
         **_method_config(run, names, select),
     }
+    from mirage.train.rerun import remove_stale_methods
+
+    # read before the new compare.json replaced it: an old --out keeps no other run's method folders
+    remove_stale_methods(out, names, storage_options)
     from mirage.train.rerun import remove_stale_methods
 
     # read before the new compare.json replaced it: an old --out keeps no other run's method folders

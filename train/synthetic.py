@@ -159,3 +159,23 @@ def check_finite(x: np.ndarray, *, url: str, utt_ids, what: str = "features") ->
         first = np.asarray(utt_ids)[int(np.argmax(bad))]
         raise ConfigError(f"{url}: {int(bad.sum())} of {len(x)} items hold NaN/inf {what} (first: {first}); expected "
                           "finite values — re-extract the store (`featstore verify` lists the rows) or drop those items")
+
+
+def note_empty_synthetic(per_method: dict[str, list], generative: Sequence[str], min_mi: float | None) -> dict[str, dict]:
+    """Per generative method whose folds got no synthetic row: a ``warning`` (and the folds) for
+    compare.json, logged too. With a high ``--min-mi`` every shard may be discarded, and the
+    method's row would silently equal ``none``."""
+    notes: dict[str, dict] = {}
+    for method, folds in per_method.items():
+        if method not in generative or not folds:
+            continue
+        empty = [f.name for f in folds if int(f.n_train_synthetic) == 0]
+        if not empty:
+            continue
+        why = (f"every shard scored below --min-mi {min_mi:g}" if min_mi else "no synthetic shard was usable")
+        text = (f"{method}: {len(empty)} of {len(folds)} folds trained on no synthetic row ({why}); "
+                + ("its result is that of `none` there" if len(empty) < len(folds) else "its row equals `none`")
+                + (" — lower --min-mi" if min_mi else ""))
+        log.warning("train compare: %s", text)
+        notes[method] = {"warning": text, "folds_without_synthetic": empty}
+    return notes

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -44,6 +45,10 @@ log = logging.getLogger(__name__)
 #: Bump when the synthesis changes the samples; it is part of the fingerprint.
 GENERATOR_VERSION = "1"
 MANIFEST = "demo.json"
+#: In a temporary folder being written: "<pid> <host>" of the writer (removed before the rename).
+OWNER = ".owner"
+#: A temporary folder without an owner file (written by an older version) is stale after this long.
+STALE_UNOWNED_S = 3600.0
 
 TEXTS = {
     "neutral": (
@@ -180,8 +185,10 @@ class DemoCorpus(Corpus):
 
     def _generate(self, target: Path, rows: list[dict]) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_tmp(target)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; the corpus is not
+        (tmp / OWNER).write_text(f"{os.getpid()} {socket.gethostname()}\n")  # so a later run can tell it was killed
         try:
             import soundfile as sf
 
@@ -201,6 +208,7 @@ class DemoCorpus(Corpus):
             meta = {"corpus": "demo", "fingerprint": self.fingerprint, "params": self.params,
                     "n_items": len(rows), "emotions": list(EMOTIONS)}
             (tmp / MANIFEST).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+            (tmp / OWNER).unlink()
             try:
                 os.rename(tmp, target)  # replaces an empty target folder; fails on a full one
             except OSError:
@@ -210,3 +218,32 @@ class DemoCorpus(Corpus):
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _remove_stale_tmp(target: Path) -> None:
+    """Remove temporary folders of earlier generations of ``target`` whose writer was killed
+    (its pid gone on this host). A live writer's folder, or one of another host, is left alone."""
+    for tmp in target.parent.glob(f".{target.name}.tmp-*"):
+        try:
+            pid_text, host = (tmp / OWNER).read_text().split()[:2]
+            pid = int(pid_text)
+        except (OSError, ValueError):  # no owner: left by an older version, or a writer that just started
+            try:
+                old = time.time() - tmp.stat().st_mtime > STALE_UNOWNED_S
+            except OSError:
+                continue
+            if old:
+                log.info("demo: removing %s, an unfinished generation without an owner", tmp)
+                shutil.rmtree(tmp, ignore_errors=True)
+            continue
+        if host != socket.gethostname():
+            continue
+        try:
+            os.kill(pid, 0)
+            continue  # still running
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        log.info("demo: removing %s, left by a generation that was killed (pid %d)", tmp, pid)
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -94,11 +94,22 @@ class StoreWriter:
             try:
                 self._open_locked()
             except BaseException:
-                self.lock.release()
+                self.close()
                 raise
 
     def close(self) -> None:
         self.lock.release()
+        if self.format == "hdf5" and not self.staging.object_store:
+            self._drop_empty_staging()
+
+    def _drop_empty_staging(self) -> None:
+        """The lock of an HDF5 store lives in its staging folder; a run that staged nothing (the
+        store was already complete, or it was refused) leaves no empty ``*.partial.zarr`` behind."""
+        try:
+            if self.staging.exists() and not self.staging.listdir(""):
+                self.staging.rm(recursive=True)
+        except OSError as exc:  # best effort: a leftover empty folder is harmless
+            log.debug("could not remove the empty staging folder %s: %s", self.staging.url, exc)
 
     def _existing_meta(self, loc: Location) -> dict | None:
         if self.format == "hdf5" and loc is self.target:

@@ -153,3 +153,18 @@ def test_manifest_declares_its_kind(set_a):
     meta = pq.read_schema(set_a / "manifest.parquet").metadata
     assert meta[b"mirage_kind"] == b"shard-set"
     assert isinstance(pd.read_parquet(set_a / "manifest.parquet"), pd.DataFrame)
+
+
+def test_manifest_edited_with_its_metadata_kept_is_refused(set_a):
+    """An edit through a Parquet tool that keeps the schema metadata: the manifest's own SHA-256 no longer matches."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = set_a / "manifest.parquet"
+    table = pq.read_table(path)
+    i = table.column_names.index("mi_score")
+    edited = table.set_column(i, "mi_score", pa.array([0.99] * len(table), pa.float64()))
+    pq.write_table(edited.replace_schema_metadata(table.schema.metadata), path)
+    with pytest.raises(StoreCorruptError, match="recorded checksum") as e:
+        _read(set_a)
+    assert "\n" not in str(e.value)
