@@ -1,11 +1,16 @@
 """``augment generate``: sample codes -> G -> score with the stage-1 heads -> MI-filtered
 shards in the feature-store format + ``manifest.parquet``.
 
+This module checks the arguments and runs the loop; :mod:`augment.label_plan` says which
+labels each shard holds, :mod:`augment.shard_make` produces a shard's arrays and
+:mod:`augment.shard_write` writes it.
+
 Shard ``k`` (a *slot*) has a fixed label plan; attempt ``a`` of it draws noise and text
 codes from seeds derived from (seed, k, a), so a slot's content never depends on other
 slots, on where the run stopped, or on the output dir. A shard is written under a temporary
-name, renamed, and only then listed in the manifest (rewritten atomically after each
-shard): a killed run loses at most the shard in flight, and the same command resumes.
+name, renamed, and only then listed in the manifest (rewritten atomically every couple of
+seconds and at the end): a killed run loses at most the shards not yet listed, and the same
+command resumes.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +44,7 @@ log = logging.getLogger(__name__)
 
 RUN_VERSION = 1
 _WRITERS = 2  # shard writes in flight; writing, not generating, is the bottleneck
+_COMMIT_EVERY_S = 2.0  # most seconds between manifest rewrites while shards are being written
 
 
 @dataclass
@@ -187,16 +195,26 @@ def _run(bundle: GeneratorBundle, spec: CodeSpec, loc: Location, run: dict, rows
     # Writer threads: shards are written while the next ones are generated (torch, blosc and
     # file I/O release the GIL). A shard enters the manifest (under a lock, rows kept sorted by
     # slot) only once fully written, so a kill leaves only finished shards listed, whatever the
-    # order in which the writers finish. At most `_WRITERS` writes are in flight.
+    # order in which the writers finish. At most `_WRITERS` writes are in flight. The manifest
+    # is rewritten at most every `_COMMIT_EVERY_S` (rewriting it per shard is quadratic in the
+    # number of shards) and once at the end: a kill loses at most that much finished work,
+    # whose shards the rerun replaces.
     writer = ThreadPoolExecutor(max_workers=_WRITERS, thread_name_prefix="augment-shard-writer")
     pending: list[Future] = []
     commit_lock = threading.Lock()
+    listed = {"rows": len(rows), "at": time.monotonic()}  # what the manifest on disk lists, and since when
+
+    def _list(force: bool) -> None:
+        """Rewrite the manifest (caller holds commit_lock) when shards wait and it is due."""
+        if len(rows) != listed["rows"] and (force or time.monotonic() - listed["at"] >= _COMMIT_EVERY_S):
+            shards.write_manifest(loc, rows, run)
+            listed.update(rows=len(rows), at=time.monotonic())
 
     def _commit(shard: Shard, slot: int, attempt: int) -> None:
         row = _write_shard(loc, bundle, shard, run, seed=seed, slot=slot, attempt=attempt)
         with commit_lock:
             rows.append(row)
-            shards.write_manifest(loc, rows, run)
+            _list(force=False)
 
     def _drain(keep: int) -> None:
         while len(pending) > keep:
@@ -228,6 +246,14 @@ def _run(bundle: GeneratorBundle, spec: CodeSpec, loc: Location, run: dict, rows
     finally:
         writer.shutdown(wait=True)
         bar.close()
+        failing = sys.exc_info()[0] is not None
+        with commit_lock:
+            try:
+                _list(force=True)  # every shard written so far, also when the run is failing
+            except Exception:
+                if not failing:
+                    raise
+                log.warning("could not list the finished shards in %s; a rerun rewrites them", loc.url)
     if not rows:
         shards.write_manifest(loc, rows, run)  # an empty manifest still records what was tried
     return _result(loc, rows, n_target, n_rejected, failed, short, min_mi, band, max_attempts, max_rounds)

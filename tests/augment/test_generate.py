@@ -284,3 +284,18 @@ def test_all_fill_chunks_go_through_write_store(tmp_path):
     with open_store(str(tmp_path / "out" / "s.zarr")) as s:
         assert verify_store(s) == [] and np.array_equal(s.read_rows("mi_score", 0, 300), arrays["mi_score"])
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["s.zarr"]
+
+
+def test_manifest_is_rewritten_per_batch_not_per_shard(trained_model, synth, tmp_path, monkeypatch):
+    import mirage.augment.generate as g
+
+    out, _ = synth
+    calls = []
+    real = shards.write_manifest
+    monkeypatch.setattr(g, "_COMMIT_EVERY_S", 1e9)
+    monkeypatch.setattr(shards, "write_manifest", lambda *a, **k: (calls.append(len(a[1])), real(*a, **k)))
+    target = tmp_path / "batched"
+    generate(str(trained_model), str(target), n="4x", min_mi=0.0, shard_size=200, seed=0, progress=False)
+    assert calls == [4]  # one commit of all four shards, at the end
+    a, b = _tree(out), _tree(target)
+    assert a.keys() == b.keys() and [k for k in a if a[k] != b[k]] == []
