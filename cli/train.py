@@ -152,7 +152,11 @@ def predict(model, store, audio, out, device, storage_options):
 
 
 def _compare_method_options(fn):
-    """Settings of single compare methods (train.methods)."""
+    """Settings of single compare methods (train.methods) and the fingerprint cache."""
+    fn = click.option("--cache", default=None, metavar="DIR|off",
+                      help="Keep fingerprinted generator fits/generations and fold results in DIR (e.g. "
+                           "$MIRAGE_CACHE/compare), shared by runs; default: inside OUT (a rerun into the same OUT "
+                           "reuses them); off: no reuse.")(fn)
     fn = click.option("--mtl-option", "mtl_options", multiple=True, metavar="KEY=VALUE",
                       help="mtl-aug setting (as train fit --mtl-option), e.g. --mtl-option epochs=30 (repeatable).")(fn)
     fn = click.option("--calibrate-alpha", type=click.FloatRange(min=0.0), default=None,
@@ -197,7 +201,7 @@ def _method_options(mixup_pairs, calibrate_k, calibrate_alpha, mtl_options) -> d
 @verbosity_option
 def compare(store, methods, n, min_mi, mode, evaluation, out, classifier, seed, lambda_mi, gen_epochs, gen_options, mi_band,
             balanced, mixup_pairs, synthetic_weight, select, workers, scheduler, storage_options, normalise,
-            calibrate_k, calibrate_alpha, mtl_options, **synthetic_loss):
+            calibrate_k, calibrate_alpha, mtl_options, cache, **synthetic_loss):
     """Compare augmentation methods on the same folds and seeds; writes OUT/compare.json, compare.md, plots."""
     from mirage.train.compare import compare as compare_fn
 
@@ -209,7 +213,7 @@ def compare(store, methods, n, min_mi, mode, evaluation, out, classifier, seed, 
                  classifier_options={"synthetic_weight": synthetic_weight, **synthetic_loss},
                  baseline_options=_method_options(mixup_pairs, calibrate_k, calibrate_alpha, mtl_options),
                  progress=True, normalise=normalise,
-                 select=select)
+                 select=select, cache=cache)
     click.echo(result.message)
 
 
@@ -224,14 +228,22 @@ def compare(store, methods, n, min_mi, mode, evaluation, out, classifier, seed, 
                    "(the test corpus's from its unlabelled features, transductive). none: raw features.")
 @click.option("--classifier", type=click.Choice(["linear", "mlp"]), default="linear", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random step.")
+@click.option("--methods", default=None, metavar="M,...",
+              help="Also run these augmentation methods on the training corpora (none,smote,mixup,noise,calibrate,"
+                   "cgan,infogan); each gets a Δ vs none paired over the test corpus's speakers (metrics.json 'methods').")
+@click.option("--n", "n", default="4x", show_default=True, help="--methods: synthetic rows, Nx (times the training rows) or a count.")
+@click.option("--min-mi", type=click.FloatRange(0.0, 1.0), default=None, help="--methods infogan: drop shards below this MI score.")
+@click.option("--synthetic-weight", type=click.FloatRange(min=0.0), default=None, help="Loss weight of synthetic rows (default 1).")
 @storage_options_option
 @verbosity_option
-def cross(train_stores, test_store, out, label_map, normalise, classifier, seed, storage_options):
+def cross(train_stores, test_store, out, label_map, normalise, classifier, seed, methods, n, min_mi, synthetic_weight,
+          storage_options):
     """Cross-corpus SER: train on A[,B...], test on C over their common labels; writes OUT/metrics.json."""
     from mirage.train.cross import cross as cross_fn
 
     result = run(cross_fn, train_stores, test_store, out, label_map=label_map, classifier=classifier, seed=seed,
-                 normalise=normalise, storage_options=storage_options)
+                 normalise=normalise, methods=methods, n=n, min_mi=min_mi,
+                 classifier_options={"synthetic_weight": synthetic_weight}, storage_options=storage_options)
     click.echo(result.message)
 
 

@@ -125,20 +125,30 @@ def _split_list(value: str | Sequence[str]) -> list[str]:
     return out
 
 
-@locked_run
-def cross(train: str | Sequence[str], test: str, out: str, *, label_map: str | dict | None = None,
-          classifier: str = "linear", seed: int = 0, normalise: str = "global",
-          classifier_options: dict[str, Any] | None = None,
-          storage_options: dict[str, Any] | None = None) -> CrossResult:
-    """Train on ``train`` stores, test on ``test``; writes ``out/metrics.json`` and ``out/confusion.png``."""
-    from mirage.featstore.store.location import check_out_dir
-    from mirage.train.experiment import round_floats
+@dataclass
+class CrossData:
+    """The training and test rows of a cross-corpus run, mapped to the common labels."""
 
-    check_out_dir(str(out))
+    urls: list[str]
+    parts: list[_Part]
+    tpart: _Part
+    train_used: list[tuple[_Part, np.ndarray, np.ndarray]]
+    tok: np.ndarray
+    common: list[str]
+    dropped: dict[str, dict[str, int]]
+    x_train: np.ndarray      # after --normalise corpus (if given), before the global standardiser
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    scaler: Standardizer     # fitted on the training corpora only
+    test_speakers: np.ndarray
+
+
+def prepare_cross(train: str | Sequence[str], test: str, *, mapping: dict, normalise: str,
+                  storage_options: dict[str, Any] | None) -> CrossData:
+    """Load, map and standardise the stores of a cross-corpus run (one-line errors for bad inputs)."""
     if normalise not in NORMALISATIONS:
         raise ConfigError(f"--normalise: expected one of {', '.join(NORMALISATIONS)}, got {normalise!r}")
-    cfg = ClassifierConfig.from_kwargs(kind=classifier, **(classifier_options or {}))
-    mapping = load_label_map(label_map)
     urls = _split_list(train)
     if test in urls:
         raise ConfigError(f"--test: expected a store that is not also a training store, got {test} in --train")
@@ -179,29 +189,82 @@ def cross(train: str | Sequence[str], test: str, out: str, *, label_map: str | d
         scaler = Standardizer(np.zeros(x_train.shape[1], np.float32), np.ones(x_train.shape[1], np.float32))
     else:
         scaler = Standardizer.fit(x_train)  # the training corpora only
-    k = len(common)
-    model = fit_in_memory(scaler.transform(x_train), y_train, None, n_classes=k, cfg=cfg, seed=derive_seed(seed, "cross"))
-    pred = predict(model, scaler.transform(x_test), num_threads=cfg.num_threads)
-    cm = confusion(y_test, pred, k)
-    s = summary(cm)
     speakers = tp.items.loc[tok, "speaker"].astype(str).to_numpy() if "speaker" in tp.items else np.array([])
-    spk_uars = [summary(confusion(y_test[speakers == sp], pred[speakers == sp], k))["uar"] for sp in sorted(set(speakers))]
+    return CrossData(urls, parts, tp, train_used, tok, common, dropped, x_train, y_train, x_test, y_test, scaler, speakers)
+
+
+def evaluate_cross(data: CrossData, cfg: ClassifierConfig, *, seed: int, x_syn: np.ndarray | None = None,
+                   y_syn: np.ndarray | None = None) -> tuple[dict[str, Any], np.ndarray, dict[str, float]]:
+    """Train on the training rows (+ standardised synthetic rows, weighted by ``cfg.synthetic_weight``) and test.
+
+    Returns (summary metrics, confusion, per-test-speaker UAR)."""
+    k = len(data.common)
+    x = data.scaler.transform(data.x_train)
+    y, w = data.y_train, None
+    if x_syn is not None and len(x_syn):
+        x = np.concatenate([x, np.asarray(x_syn, np.float32)])
+        y = np.concatenate([y, np.asarray(y_syn, np.int64)])
+        w = np.concatenate([np.ones(len(data.y_train), np.float32),
+                            np.full(len(x_syn), cfg.synthetic_weight, np.float32)])
+    model = fit_in_memory(x, y, w, n_classes=k, cfg=cfg, seed=derive_seed(seed, "cross"))
+    pred = predict(model, data.scaler.transform(data.x_test), num_threads=cfg.num_threads)
+    cm = confusion(data.y_test, pred, k)
+    spk = {sp: summary(confusion(data.y_test[data.test_speakers == sp], pred[data.test_speakers == sp], k))["uar"]
+           for sp in sorted(set(data.test_speakers))}
+    return summary(cm), cm, spk
+
+
+@locked_run(out_arg=2)  # cross(train, test, out): the lock belongs on out, never on the test store
+def cross(train: str | Sequence[str], test: str, out: str, *, label_map: str | dict | None = None,
+          classifier: str = "linear", seed: int = 0, normalise: str = "global",
+          classifier_options: dict[str, Any] | None = None, methods: str | Sequence[str] | None = None,
+          n: str | int = "4x", min_mi: float | None = None, generator_options: dict[str, Any] | None = None,
+          storage_options: dict[str, Any] | None = None) -> CrossResult:
+    """Train on ``train`` stores, test on ``test``; writes ``out/metrics.json`` and ``out/confusion.png``.
+
+    ``methods`` (e.g. ``none,smote,calibrate,infogan``) also runs each augmentation method on the
+    training corpora (generators fitted on them only) and adds ``methods`` to metrics.json
+    (:mod:`train.cross_methods`); the headline ``uar`` stays the real-only classifier's."""
+    from mirage.featstore.store.location import check_out_dir
+    from mirage.train.experiment import round_floats
+
+    check_out_dir(str(out))
+    cfg = ClassifierConfig.from_kwargs(kind=classifier, **(classifier_options or {}))
+    mapping = load_label_map(label_map)
+    names = None
+    if methods is not None:
+        from mirage.train.cross_methods import parse_cross_methods
+
+        names = parse_cross_methods(methods)
+    data = prepare_cross(train, test, mapping=mapping, normalise=normalise, storage_options=storage_options)
+    s, cm, spk = evaluate_cross(data, cfg, seed=seed)
+    spk_uars = list(spk.values())
+    common, tp, tok = data.common, data.tpart, data.tok
 
     def describe(p: _Part, ok: np.ndarray) -> dict[str, Any]:
         return {"store": p.url, "corpus": p.corpus, "n_items": int(ok.sum()),
                 "labels": {str(a): int(b) for a, b in p.items.loc[ok, "common"].value_counts().sort_index().items()}}
 
-    metrics = round_floats({
+    metrics = {
         "uar": s["uar"], "wa": s["wa"], "macro_f1": s["macro_f1"],
         "uar_speaker_mean": float(np.mean(spk_uars)) if spk_uars else None,
-        "confusion": cm.tolist(), "labels": common, "chance_uar": 1.0 / k,
-        "n_train": int(len(y_train)), "n_test": int(len(y_test)),
-        "train": [describe(p, ok) for p, ok, _ in train_used], "test": describe(tp, tok), "dropped": dropped,
-        "config": {"train": urls, "test": test, "label_map": mapping or None, "normalise": normalise, "seed": int(seed),
+        "confusion": cm.tolist(), "labels": common, "chance_uar": 1.0 / len(common),
+        "n_train": int(len(data.y_train)), "n_test": int(len(data.y_test)),
+        "train": [describe(p, ok) for p, ok, _ in data.train_used], "test": describe(tp, tok), "dropped": data.dropped,
+        "config": {"train": data.urls, "test": test, "label_map": mapping or None, "normalise": normalise, "seed": int(seed),
                    "classifier": cfg.to_json()},
-    })
+    }
+    if names is not None:
+        from mirage.train.cross_methods import run_methods
+
+        metrics["methods"] = run_methods(data, names, out, cfg=cfg, seed=seed, n=n, min_mi=min_mi,
+                                         generator_options=generator_options or {}, storage_options=storage_options,
+                                         none=(s, spk))
+        metrics["config"].update({"methods": names, "n": str(n), "min_mi": min_mi})
+    metrics = round_floats(metrics)
     path = write_json(out_path(out, METRICS_NAME), metrics, storage_options)
     plot_confusion(cm, common, out_path(out, CONFUSION_NAME), storage_options=storage_options,
-                   title=f"train {','.join(p.corpus or '?' for p in parts)} -> test {tp.corpus or '?'}: UAR {s['uar']:.3f}")
-    log.info("train cross: UAR %.3f (%d train rows, %d test rows, labels %s)", s["uar"], len(y_train), len(y_test), common)
+                   title=f"train {','.join(p.corpus or '?' for p in data.parts)} -> test {tp.corpus or '?'}: UAR {s['uar']:.3f}")
+    log.info("train cross: UAR %.3f (%d train rows, %d test rows, labels %s)", s["uar"], len(data.y_train),
+             len(data.y_test), common)
     return CrossResult(path, metrics)

@@ -141,16 +141,20 @@ def summarize(results: Sequence[FoldResult], labels: Sequence[str], config: dict
     })
 
 
-def locked_run(fn):
-    """Hold a writer lock on a run's ``out`` folder (the function's second argument) while it
-    runs: two runs into one folder would interleave their files; the second is refused. The
-    run also owns its store cache (:func:`train.stores.run_stores`), closed when it ends."""
+def locked_run(fn=None, *, out_arg: int = 1):
+    """Hold a writer lock on a run's ``out`` folder (positional argument ``out_arg``, the second by
+    default) while it runs: two runs into one folder would interleave their files; the second is
+    refused. The run also owns its store cache (:func:`train.stores.run_stores`), closed when it ends."""
     import functools
 
+    if fn is None:
+        return functools.partial(locked_run, out_arg=out_arg)
+
     @functools.wraps(fn)
-    def wrapper(first, out, *args, **kwargs):
+    def wrapper(*args, **kwargs):
         from mirage.featstore.store.location import Location, WriterLock, check_out_dir
 
+        out = args[out_arg] if len(args) > out_arg else kwargs["out"]
         check_out_dir(str(out))
         from mirage.featstore.kinds import RUN, check_output
 
@@ -158,7 +162,7 @@ def locked_run(fn):
         from mirage.train.stores import run_stores
 
         with WriterLock(Location(str(out), kwargs.get("storage_options")), f"run folder {out}"), run_stores():
-            return fn(first, out, *args, **kwargs)
+            return fn(*args, **kwargs)
 
     return wrapper
 
