@@ -4,6 +4,7 @@ through the frozen stage-1 heads; D sees real, fake and mixed-up inputs."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -69,101 +70,133 @@ class _EvalSet:
                 "moment_gap": moment_gap(h.numpy(), data.audio)}
 
 
-def train_gan(data: TrainingData, align: AlignmentModel, cfg: FitConfig, *, epochs: int, seed: int, history: History,
-              progress: bool = True) -> tuple[Generator, Discriminator]:
-    from tqdm.auto import tqdm
+@dataclass
+class _Gan:
+    """What one InfoGAN fit carries from step to step: the two nets, their optimisers and
+    the named random streams (shuffling, noise, mix-up), each seeded on its own."""
 
+    gen: Generator
+    disc: Discriminator
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    g_shuffle: torch.Generator
+    g_z: torch.Generator
+    g_mix: torch.Generator
+
+
+def _setup(data: TrainingData, cfg: FitConfig, seed: int) -> _Gan:
     dims = {"audio": data.audio.shape[1], "text": data.text.shape[1] if data.use_text else None}
-    K = len(data.label_names)
-    gen, disc = build_gan(dims, K, cfg)
+    gen, disc = build_gan(dims, len(data.label_names), cfg)
     init_parameters(gen, torch_generator(seed, "init", "generator"))
     init_parameters(disc, torch_generator(seed, "init", "discriminator"))
     # foreach: one fused update per parameter list instead of a Python loop of small ops.
     opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr_g, betas=(0.5, 0.999), foreach=True)
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d, betas=(0.5, 0.999), foreach=True)
-    g_shuffle = torch_generator(seed, "shuffle", "gan")
-    g_z = torch_generator(seed, "z", "gan")
-    g_mix = torch_generator(seed, "mixup", "gan")
-    h_all = torch.from_numpy(data.audio)
-    y_all = torch.from_numpy(data.labels)
-    t_all = torch.from_numpy(data.text) if data.use_text else None
-    ids_all = torch.from_numpy(data.text_ids) if data.use_text else None
-    evalset = _EvalSet(data, cfg, seed)
-    history.add("gan", -1, lam=0.0, **evalset.score(gen, align, data, cfg.tau))  # epoch 0: untrained G
-    h_prior = entropy_nats(data.prior)
-    last_score = float("nan")
+    return _Gan(gen, disc, opt_g, opt_d, torch_generator(seed, "shuffle", "gan"), torch_generator(seed, "z", "gan"),
+                torch_generator(seed, "mixup", "gan"))
 
+
+def _d_step(gan: _Gan, cfg: FitConfig, h: torch.Tensor, fake: torch.Tensor, yd: torch.Tensor | None) -> torch.Tensor:
+    """One discriminator update on real, fake and (with mix-up) mixed inputs; returns its loss."""
+    # One D pass over [real; fake; mix]: one big matmul is cheaper than three small ones.
+    parts = [h, fake.detach()]
+    if cfg.mixup > 0:
+        mixed, alpha = mixup(h, fake.detach(), gan.g_mix)
+        parts.append(mixed)
+    out = gan.disc(torch.cat(parts), None if yd is None else yd.repeat(len(parts)))
+    b = len(h)
+    loss_d = d_loss(out[:b], out[b:2 * b])
+    if cfg.mixup > 0:
+        loss_d = loss_d + cfg.mixup * mixup_loss(out[2 * b:], alpha)
+    gan.opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    gan.opt_d.step()
+    return loss_d
+
+
+def _g_step(gan: _Gan, align: AlignmentModel, cfg: FitConfig, batch: tuple, fake: torch.Tensor, z: torch.Tensor,
+            yd: torch.Tensor | None, lam: float, n_classes: int, sums: dict[str, float]) -> tuple[torch.Tensor, dict]:
+    """One generator update: adversarial + λ·(MI terms through the frozen heads) + optional
+    diversity and moment terms; adds the batch MI bounds to ``sums``. Returns (loss, terms)."""
+    h, y, t, ids = batch
+    terms = {"loss_g_adv": g_adversarial(gan.disc(fake, yd))}
+    _, logits, q_t = align.heads(fake)
+    ce = F.cross_entropy(logits, y, reduction="none")
+    sums["batch_ce_y"] = sums.get("batch_ce_y", 0.0) + float(ce.detach().mean())
+    # A margin stops pushing samples once Q_y places them with CE <= margin, so they
+    # are not driven deep into its decision regions ("too easy" samples).
+    terms["loss_g_mi_y"] = (ce - cfg.ce_margin_nats).clamp_min(0).mean() if cfg.ce_margin_nats > 0 else ce.mean()
+    if t is not None:
+        nce, n_distinct = info_nce_unique(q_t, t, ids, cfg.tau)
+        terms["loss_g_mi_t"] = nce.mean()
+        sums["batch_mi_t_nats"] = sums.get("batch_mi_t_nats", 0.0) + float(np.log(n_distinct.item()) - nce.detach().mean())
+    mi_terms = terms["loss_g_mi_y"] + cfg.lambda_text * terms.get("loss_g_mi_t", 0.0)
+    loss_g = terms["loss_g_adv"] + lam * mi_terms
+    if cfg.diversity > 0:
+        z2 = torch.randn(len(y), cfg.noise_dim, generator=gan.g_z)
+        terms["loss_mode_seeking"] = mode_seeking(fake, gan.gen(z2, y, t), z, z2)
+        loss_g = loss_g + cfg.diversity * terms["loss_mode_seeking"]
+    if cfg.moment > 0:
+        terms["loss_moment"] = moment_matching(fake, h, y, y, n_classes)
+        loss_g = loss_g + cfg.moment * terms["loss_moment"]
+    gan.opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    gan.opt_g.step()
+    return loss_g, terms
+
+
+def _epoch(gan: _Gan, align: AlignmentModel, data: TrainingData, tensors: tuple, cfg: FitConfig, *, epoch: int,
+           lam: float) -> dict[str, float]:
+    """One pass over the training rows; the epoch's mean losses and batch MI bounds."""
+    h_all, y_all, t_all, ids_all = tensors
+    n_classes = len(data.label_names)
+    sums: dict[str, float] = {}
+    steps = 0
+    for step, idx in enumerate(batches(data.n, cfg.batch_size, gan.g_shuffle)):
+        # Fakes share the real batch's codes: the code distribution is the empirical one
+        # and a mixed-up pair (and a projection D) sees one label.
+        batch = (h_all[idx], y_all[idx], None if t_all is None else t_all[idx], None if ids_all is None else ids_all[idx])
+        z = torch.randn(len(idx), cfg.noise_dim, generator=gan.g_z)
+        fake = gan.gen(z, batch[1], batch[2])
+        yd = batch[1] if cfg.cond_d else None
+        loss_d = _d_step(gan, cfg, batch[0], fake, yd)
+        loss_g, terms = _g_step(gan, align, cfg, batch, fake, z, yd, lam, n_classes, sums)
+        values = {"loss_d": float(loss_d.detach()), "loss_g": float(loss_g.detach()),
+                  **{k: float(v.detach()) for k, v in terms.items()}}
+        check_losses("stage 2 (InfoGAN)", epoch, step, values, cfg.max_loss)
+        for k, v in values.items():
+            sums[k] = sums.get(k, 0.0) + v
+        steps += 1
+    means = {k: v / max(1, steps) for k, v in sums.items()}
+    means["batch_mi_y_nats"] = entropy_nats(data.prior) - means.pop("batch_ce_y", float("nan"))
+    return means
+
+
+def train_gan(data: TrainingData, align: AlignmentModel, cfg: FitConfig, *, epochs: int, seed: int, history: History,
+              progress: bool = True) -> tuple[Generator, Discriminator]:
+    """Stage 2: set up, then per epoch one pass of D and G steps (:func:`_epoch`) and, on a
+    schedule, the fixed eval set's MI scores; every epoch's record goes to ``history``."""
+    from tqdm.auto import tqdm
+
+    gan = _setup(data, cfg, seed)
+    tensors = (torch.from_numpy(data.audio), torch.from_numpy(data.labels),
+               torch.from_numpy(data.text) if data.use_text else None,
+               torch.from_numpy(data.text_ids) if data.use_text else None)
+    evalset = _EvalSet(data, cfg, seed)
+    history.add("gan", -1, lam=0.0, **evalset.score(gan.gen, align, data, cfg.tau))  # epoch 0: untrained G
+    last_score = float("nan")
     bar = tqdm(range(epochs), desc="augment fit: stage 2 (InfoGAN)", disable=not progress, leave=False)
     for epoch in bar:
         lam = cfg.lambda_at(epoch, epochs)
-        sums: dict[str, float] = {}
-        steps = 0
-        for step, idx in enumerate(batches(data.n, cfg.batch_size, g_shuffle)):
-            # Fakes share the real batch's codes: the code distribution is the empirical one
-            # and a mixed-up pair (and a projection D) sees one label.
-            h, y = h_all[idx], y_all[idx]
-            t = None if t_all is None else t_all[idx]
-            ids = None if ids_all is None else ids_all[idx]
-            z = torch.randn(len(idx), cfg.noise_dim, generator=g_z)
-            fake = gen(z, y, t)
-
-            # -- D step ------------------------------------------------------------------
-            yd = y if cfg.cond_d else None
-            # One D pass over [real; fake; mix]: one big matmul is cheaper than three small ones.
-            parts = [h, fake.detach()]
-            if cfg.mixup > 0:
-                mixed, alpha = mixup(h, fake.detach(), g_mix)
-                parts.append(mixed)
-            out = disc(torch.cat(parts), None if yd is None else yd.repeat(len(parts)))
-            b = len(idx)
-            loss_d = d_loss(out[:b], out[b:2 * b])
-            if cfg.mixup > 0:
-                loss_d = loss_d + cfg.mixup * mixup_loss(out[2 * b:], alpha)
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
-
-            # -- G step ------------------------------------------------------------------
-            terms = {"loss_g_adv": g_adversarial(disc(fake, yd))}
-            _, logits, q_t = align.heads(fake)
-            ce = F.cross_entropy(logits, y, reduction="none")
-            sums["batch_ce_y"] = sums.get("batch_ce_y", 0.0) + float(ce.detach().mean())
-            # A margin stops pushing samples once Q_y places them with CE <= margin, so they
-            # are not driven deep into its decision regions ("too easy" samples).
-            terms["loss_g_mi_y"] = (ce - cfg.ce_margin_nats).clamp_min(0).mean() if cfg.ce_margin_nats > 0 else ce.mean()
-            if t is not None:
-                nce, n_distinct = info_nce_unique(q_t, t, ids, cfg.tau)
-                terms["loss_g_mi_t"] = nce.mean()
-                sums["batch_mi_t_nats"] = sums.get("batch_mi_t_nats", 0.0) + float(np.log(n_distinct.item()) - nce.detach().mean())
-            mi_terms = terms["loss_g_mi_y"] + cfg.lambda_text * terms.get("loss_g_mi_t", 0.0)
-            loss_g = terms["loss_g_adv"] + lam * mi_terms
-            if cfg.diversity > 0:
-                z2 = torch.randn(len(idx), cfg.noise_dim, generator=g_z)
-                terms["loss_mode_seeking"] = mode_seeking(fake, gen(z2, y, t), z, z2)
-                loss_g = loss_g + cfg.diversity * terms["loss_mode_seeking"]
-            if cfg.moment > 0:
-                terms["loss_moment"] = moment_matching(fake, h, y, y, K)
-                loss_g = loss_g + cfg.moment * terms["loss_moment"]
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
-
-            values = {"loss_d": float(loss_d.detach()), "loss_g": float(loss_g.detach()),
-                      **{k: float(v.detach()) for k, v in terms.items()}}
-            check_losses("stage 2 (InfoGAN)", epoch, step, values, cfg.max_loss)
-            for k, v in values.items():
-                sums[k] = sums.get(k, 0.0) + v
-            steps += 1
-        means = {k: v / max(1, steps) for k, v in sums.items()}
+        means = _epoch(gan, align, data, tensors, cfg, epoch=epoch, lam=lam)
         # Training-batch bounds are free every epoch; the fixed eval set is scored on a
         # schedule (about 50 points per fit) because it costs as much as a few steps.
-        means["batch_mi_y_nats"] = h_prior - means.pop("batch_ce_y", float("nan"))
-        scores = evalset.score(gen, align, data, cfg.tau) if _eval_now(epoch, epochs) else {}
+        scores = evalset.score(gan.gen, align, data, cfg.tau) if _eval_now(epoch, epochs) else {}
         history.add("gan", epoch, lam=lam, **means, **scores)
         last_score = scores.get("mi_score", last_score)
         bar.set_postfix(d=f"{means.get('loss_d', float('nan')):.2f}", g=f"{means.get('loss_g_adv', float('nan')):.2f}",
                         mi=f"{last_score:.2f}")
         log.debug("gan epoch %d: %s %s", epoch + 1, means, scores)
-    gen.eval()
-    disc.eval()
-    return gen, disc
+    gan.gen.eval()
+    gan.disc.eval()
+    return gan.gen, gan.disc

@@ -33,9 +33,9 @@ def shard_chunk_rows(n_rows: int, dim: int, *, target_bytes: int = 4 << 20) -> i
     Shards are written whole, so (unlike extraction) small resumable units buy nothing;
     bigger chunks mean fewer writes and fewer blocks for the loaders.
     """
-    by_bytes = 1 << int(np.log2(max(1, target_bytes // (4 * max(1, dim)))))
-    rows = int(min(4096, max(64, by_bytes)))
-    return max(1, min(rows, n_rows))
+    from mirage.featstore.store.base import auto_chunk_rows
+
+    return auto_chunk_rows(n_rows, 4 * max(1, dim), target_bytes=target_bytes, min_rows=64, units=None)
 
 
 def shard_row_bytes(bundle: GeneratorBundle) -> int:

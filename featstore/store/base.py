@@ -89,12 +89,17 @@ def tool_version() -> str:
         return "0+unknown"
 
 
-def auto_chunk_rows(n_rows: int, row_bytes: int, *, target_bytes: int = 4 << 20) -> int:
-    """Rows per chunk: about 4 MiB of the widest array (zarr pays ~2 ms per chunk read, so
-    smaller chunks cap block reads well below disk speed), a power of two in [16, 4096],
-    and small enough that a small corpus still splits into ~16 resumable units."""
-    by_bytes = max(16, min(4096, 1 << max(0, int(np.log2(max(1, target_bytes // max(1, row_bytes)))))))
-    by_count = 1 << int(np.ceil(np.log2(max(16, -(-n_rows // 16)))))
+def auto_chunk_rows(n_rows: int, row_bytes: int, *, target_bytes: int = 4 << 20, min_rows: int = 16,
+                    units: int | None = 16) -> int:
+    """Rows per chunk (the one home of chunk sizing): about 4 MiB of the widest array (zarr
+    pays ~2 ms per chunk read, so smaller chunks cap block reads well below disk speed), a
+    power of two in [``min_rows``, 4096], and small enough that a small corpus still splits
+    into ~``units`` resumable units. ``units=None`` (stores written whole, e.g. synthetic
+    shards: resumable units buy nothing) drops that cap and caps at ``n_rows`` instead."""
+    by_bytes = max(min_rows, min(4096, 1 << max(0, int(np.log2(max(1, target_bytes // max(1, row_bytes)))))))
+    if units is None:
+        return int(max(1, min(by_bytes, n_rows)))
+    by_count = 1 << int(np.ceil(np.log2(max(16, -(-n_rows // units)))))
     return int(min(by_bytes, by_count))
 
 

@@ -73,3 +73,15 @@ def test_fixed_threads_restores_the_count_even_on_error():
     assert torch.get_num_threads() == before
     with fixed_threads(None):
         assert torch.get_num_threads() == before
+
+
+def test_shard_chunk_sizing_is_auto_chunk_rows_with_its_old_values():
+    from mirage.augment.shard_write import shard_chunk_rows
+
+    def old(n_rows, dim, target_bytes=4 << 20):  # augment's own copy as of 7064c2b
+        by_bytes = 1 << int(np.log2(max(1, target_bytes // (4 * max(1, dim)))))
+        return max(1, min(int(min(4096, max(64, by_bytes))), n_rows))
+
+    for n in [*range(0, 130), 1000, 4096, 5000, 10**6]:
+        for dim in (0, 1, 3, 32, 100, 512, 768, 1024, 4096, 20000, 10**6):
+            assert shard_chunk_rows(n, dim) == old(n, dim), (n, dim)
