@@ -153,21 +153,16 @@ def load_training_data(store, *, mode: str = "ser", use_text: bool | None = None
     ``mode``: "ser" (text-free conditioning c = y unless ``use_text`` is True) or
     "multimodal" (c = (y, t); text required; the generator also predicts t').
     """
-    from mirage.featstore.store import FeatureStore, open_store
+    from mirage.featstore.store import opened
 
     if mode not in MODES:
         raise ConfigError(f"--mode: expected one of {', '.join(MODES)}, got {mode!r}")
-    own = not isinstance(store, FeatureStore)
-    fs = open_store(str(store), storage_options=storage_options) if own else store
-    try:
+    with opened(store, storage_options) as fs:
         from mirage.featstore.kinds import require_features
 
         require_features(fs)
         return _load(fs, mode=mode, use_text=use_text, exclude_speakers=exclude_speakers, include_utt_ids=include_utt_ids,
                      pca_var=pca_var, pca_max_dim=pca_max_dim)
-    finally:
-        if own:
-            fs.close()
 
 
 def _load(fs, *, mode, use_text, exclude_speakers, include_utt_ids, pca_var, pca_max_dim) -> TrainingData:

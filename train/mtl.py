@@ -112,10 +112,16 @@ class MtlData:
 
 
 def load_mtl_data(store, *, storage_options: dict[str, Any] | None = None) -> MtlData:
-    from mirage.featstore.items import labelled_mask
-    from mirage.featstore.store import FeatureStore, open_store
+    """The store's rows in memory; a store opened here (from a URL) is closed again."""
+    from mirage.featstore.store import opened
 
-    fs = store if isinstance(store, FeatureStore) else open_store(str(store), storage_options=storage_options)
+    with opened(store, storage_options) as fs:
+        return _mtl_data(fs)
+
+
+def _mtl_data(fs) -> MtlData:
+    from mirage.featstore.items import labelled_mask
+
     if not fs.has("audio"):
         raise ConfigError(f"{fs.url}: expected an audio feature array, got arrays {fs.array_names}; extract audio features first")
     items = fs.items.sort_values("row", kind="stable").reset_index(drop=True)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 from mirage.featstore.errors import StoreIncompleteError, StoreNotFoundError
 from mirage.featstore.store.base import SCHEMA_VERSION, FeatureStore, verify_store
 from mirage.featstore.store.location import Location, ObjectStoreError, storage_errors
 from mirage.featstore.store.writer import FORMATS, StoreWriter, write_store
 
-__all__ = ["FeatureStore", "StoreWriter", "open_store", "write_store", "verify", "verify_store", "detect_format",
+__all__ = ["FeatureStore", "StoreWriter", "open_store", "opened", "write_store", "verify", "verify_store", "detect_format",
            "FORMATS", "SCHEMA_VERSION", "ObjectStoreError"]
 
 
@@ -37,6 +38,21 @@ def open_store(url: str, *, storage_options: dict[str, Any] | None = None) -> Fe
     """Open a finished store for reading."""
     with storage_errors(url, storage_options):
         return _open_store(url, storage_options)
+
+
+@contextlib.contextmanager
+def opened(store, storage_options: dict[str, Any] | None = None) -> Iterator[FeatureStore]:
+    """``store`` as an open :class:`FeatureStore`: an open one as is (the caller keeps it),
+    a URL or path opened for the block and closed after it (the one home of "open the store
+    if given a URL")."""
+    if isinstance(store, FeatureStore):
+        yield store
+        return
+    fs = open_store(str(store), storage_options=storage_options)
+    try:
+        yield fs
+    finally:
+        fs.close()
 
 
 def _open_store(url: str, storage_options: dict[str, Any] | None) -> FeatureStore:

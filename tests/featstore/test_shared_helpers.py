@@ -85,3 +85,21 @@ def test_shard_chunk_sizing_is_auto_chunk_rows_with_its_old_values():
     for n in [*range(0, 130), 1000, 4096, 5000, 10**6]:
         for dim in (0, 1, 3, 32, 100, 512, 768, 1024, 4096, 20000, 10**6):
             assert shard_chunk_rows(n, dim) == old(n, dim), (n, dim)
+
+
+def test_opened_closes_only_what_it_opened(tmp_path):
+    from mirage.featstore.store import open_store, opened
+    from tests.train.helpers import make_real_store
+
+    url = str(tmp_path / "s.h5")
+    make_real_store(url, n_speakers=1, per_class=2, format="hdf5")
+    rows = np.arange(4)
+    with opened(url) as fs:
+        first = fs.read("audio", rows)
+    with pytest.raises(Exception):
+        fs.read("audio", rows)  # opened from a URL: closed after the block
+    mine = open_store(url)
+    with opened(mine) as fs:
+        assert fs is mine
+    np.testing.assert_array_equal(mine.read("audio", rows), first)  # the caller's store stays open
+    mine.close()
