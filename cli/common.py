@@ -136,7 +136,8 @@ def settings_options(cls, *, exclude: tuple[str, ...] = ()):
                 no = "--no-" + spec.flag[2:]
                 fn = click.option(f"{spec.flag}/{no}", spec.name, default=None, help=spec.help + shown)(fn)
             else:
-                fn = click.option(spec.flag, spec.name, type=_CLICK_TYPES[spec.kind], default=None, metavar=spec.metavar,
+                kind = click.Choice(list(spec.choices)) if spec.choices else _CLICK_TYPES[spec.kind]
+                fn = click.option(spec.flag, spec.name, type=kind, default=None, metavar=spec.metavar,
                                   help=spec.help + shown)(fn)
         return fn
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mirage.cli.common import LayerChoice, run, storage_options_option, verbosity_option
+from mirage.cli.common import LayerChoice, given_settings, run, settings_options, storage_options_option, verbosity_option
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,23 +39,17 @@ def _common(fn):
 
 
 def _synthetic_loss_options(fn):
-    """Classifier settings for synthetic rows (train.distill); passed through as classifier options."""
-    fn = click.option("--keep-nn-quantile", type=float, default=None, metavar="Q",
-                      help="Keep synthetic rows nearer a real training row than this quantile of the real rows' "
-                           "nearest-other-real distances (standardised space).")(fn)
-    fn = click.option("--keep-margin", default=None, metavar="LO,HI",
-                      help="Keep synthetic rows that a real-only classifier of the fold places right with a margin "
-                           "p(y) - max other p in [LO, HI] (hard-but-correct), e.g. 0,0.9.")(fn)
-    fn = click.option("--synthetic-hard-weight", type=float, default=None,
-                      help="--synthetic-loss distill: weight of the hard-label CE on synthetic rows (default 0.5).")(fn)
-    fn = click.option("--distill-weight", type=float, default=None,
-                      help="--synthetic-loss distill: weight of the T^2 KL to the real-only teacher (default 0.5).")(fn)
-    fn = click.option("--distill-temperature", type=float, default=None,
-                      help="--synthetic-loss distill: softmax temperature T (default 2).")(fn)
-    fn = click.option("--synthetic-loss", type=click.Choice(["weighted", "distill"]), default=None,
-                      help="weighted (default): one weighted CE over real + synthetic rows. distill: real CE + "
-                           "distillation from a real-only teacher + hard CE on synthetic rows, as separate terms.")(fn)
-    return fn
+    """The classifier's settings (train.classifier.ClassifierConfig), generated from its fields."""
+    from mirage.train.classifier import ClassifierConfig
+
+    return settings_options(ClassifierConfig)(fn)
+
+
+def _classifier_settings(options: dict) -> dict:
+    """The classifier settings the user gave (the dataclass keeps every default)."""
+    from mirage.train.classifier import ClassifierConfig
+
+    return given_settings(options, ClassifierConfig)[0]
 
 
 @main.command()
@@ -67,7 +61,6 @@ def _synthetic_loss_options(fn):
 @click.option("--max-memory-mb", type=float, default=2048.0, show_default=True)
 @click.option("--loader-workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="DataLoader worker processes for streamed training (started with spawn).")
-@click.option("--synthetic-weight", type=click.FloatRange(min=0.0), default=None, help="Loss weight of synthetic rows (default 1).")
 @click.option("--layer", type=LayerChoice("mean", "weighted"), default=None, metavar="K|mean|weighted",
               help="Train on hidden state K of the store's audio_layers (featstore extract --audio-layer all), their mean, "
                    "or a softmax-weighted sum learned on each training fold (default: the store's audio array).")
@@ -98,7 +91,7 @@ def _synthetic_loss_options(fn):
 @storage_options_option
 @verbosity_option
 def fit(store, synthetic, mode, evaluation, out, classifier, seed, min_mi, loader, max_memory_mb, loader_workers,
-        synthetic_weight, layer, method, mtl_options, mtl_ablations, test_views, attack, train_views, final, workers,
+        layer, method, mtl_options, mtl_ablations, test_views, attack, train_views, final, workers,
         scheduler, storage_options, normalise, allow_incomplete, **synthetic_loss):
     """Evaluate a classifier on real (+ synthetic) features; writes OUT/metrics.json and OUT/confusion.png."""
     from mirage.train.fit import fit as fit_fn
@@ -120,7 +113,7 @@ def fit(store, synthetic, mode, evaluation, out, classifier, seed, min_mi, loade
     result = run(fit_fn, store, out, synthetic=synthetic, mode=mode, evaluation=evaluation, classifier=classifier,
                  seed=seed, min_mi=min_mi, loader=loader, max_memory_mb=max_memory_mb, workers=workers,
                  scheduler=scheduler, loader_workers=loader_workers, storage_options=storage_options,
-                 classifier_options={"synthetic_weight": synthetic_weight, **synthetic_loss}, progress=True, layer=layer,
+                 classifier_options=_classifier_settings(synthetic_loss), progress=True, layer=layer,
                  normalise=normalise, test_views=test_views, train_views=train_views, attack=attack, final=final,
                  allow_incomplete=allow_incomplete)
     click.echo(result.message)
@@ -188,8 +181,6 @@ def _method_options(mixup_pairs, calibrate_k, calibrate_alpha, mtl_options) -> d
 @click.option("--balanced", is_flag=True, help="infogan: draw labels uniformly instead of from the training prior.")
 @click.option("--mixup-pairs", type=click.Choice(["any", "same"]), default="any", show_default=True,
               help="mixup partners: any class (classic mix-up, soft labels) or the anchor's class.")
-@click.option("--synthetic-weight", type=click.FloatRange(min=0.0), default=None,
-              help="Loss weight of synthetic rows, every method alike (default 1).")
 @click.option("--select", type=click.Choice(["none", "inner"]), default="none", show_default=True,
               help="inner: choose each baseline's n and synthetic weight per outer fold on 3 inner leave-speakers-out "
                    "folds of its training speakers (generators keep their settings); method auto chooses among none "
@@ -200,7 +191,7 @@ def _method_options(mixup_pairs, calibrate_k, calibrate_alpha, mtl_options) -> d
 @storage_options_option
 @verbosity_option
 def compare(store, methods, n, min_mi, mode, evaluation, out, classifier, seed, lambda_mi, gen_epochs, gen_options, mi_band,
-            balanced, mixup_pairs, synthetic_weight, select, workers, scheduler, storage_options, normalise,
+            balanced, mixup_pairs, select, workers, scheduler, storage_options, normalise,
             calibrate_k, calibrate_alpha, mtl_options, cache, **synthetic_loss):
     """Compare augmentation methods on the same folds and seeds; writes OUT/compare.json, compare.md, plots."""
     from mirage.train.compare import compare as compare_fn
@@ -210,7 +201,7 @@ def compare(store, methods, n, min_mi, mode, evaluation, out, classifier, seed, 
     result = run(compare_fn, store, out, methods=methods, n=n, min_mi=min_mi, mode=mode, evaluation=evaluation,
                  classifier=classifier, seed=seed, workers=workers, scheduler=scheduler, lambda_mi=lambda_mi,
                  storage_options=storage_options, generator_options=gen, generate_options=generate_opts,
-                 classifier_options={"synthetic_weight": synthetic_weight, **synthetic_loss},
+                 classifier_options=_classifier_settings(synthetic_loss),
                  baseline_options=_method_options(mixup_pairs, calibrate_k, calibrate_alpha, mtl_options),
                  progress=True, normalise=normalise,
                  select=select, cache=cache)
@@ -233,17 +224,17 @@ def compare(store, methods, n, min_mi, mode, evaluation, out, classifier, seed, 
                    "cgan,infogan); each gets a Δ vs none paired over the test corpus's speakers (metrics.json 'methods').")
 @click.option("--n", "n", default="4x", show_default=True, help="--methods: synthetic rows, Nx (times the training rows) or a count.")
 @click.option("--min-mi", type=click.FloatRange(0.0, 1.0), default=None, help="--methods infogan: drop shards below this MI score.")
-@click.option("--synthetic-weight", type=click.FloatRange(min=0.0), default=None, help="Loss weight of synthetic rows (default 1).")
+@_synthetic_loss_options
 @storage_options_option
 @verbosity_option
-def cross(train_stores, test_store, out, label_map, normalise, classifier, seed, methods, n, min_mi, synthetic_weight,
-          storage_options):
+def cross(train_stores, test_store, out, label_map, normalise, classifier, seed, methods, n, min_mi, storage_options,
+          **classifier_settings):
     """Cross-corpus SER: train on A[,B...], test on C over their common labels; writes OUT/metrics.json."""
     from mirage.train.cross import cross as cross_fn
 
     result = run(cross_fn, train_stores, test_store, out, label_map=label_map, classifier=classifier, seed=seed,
                  normalise=normalise, methods=methods, n=n, min_mi=min_mi,
-                 classifier_options={"synthetic_weight": synthetic_weight}, storage_options=storage_options)
+                 classifier_options=_classifier_settings(classifier_settings), storage_options=storage_options)
     click.echo(result.message)
 
 

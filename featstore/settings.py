@@ -16,13 +16,17 @@ def check_known(cls, kwargs: dict[str, Any], what: str) -> None:
         raise ConfigError(f"{what}: unknown setting(s) {unknown}; expected some of {sorted(names)}")
 
 
-def setting(default: Any, help: str, *, flag: str | None = None, cli: bool = True, metavar: str | None = None):
+def setting(default: Any, help: str, *, flag: str | None = None, cli: bool = True, metavar: str | None = None,
+            choices: tuple[str, ...] | None = None, cli_kind: str | None = None):
     """A settings-dataclass field that also describes its command-line option.
 
     ``help`` is the option's help text (the default is appended by the CLI, never repeated by
     hand); ``flag`` overrides the generated ``--field-name``; ``cli=False`` keeps a field off
-    the command line (a library-only or expert knob)."""
-    return dataclasses.field(default=default, metadata={"help": help, "flag": flag, "cli": cli, "metavar": metavar})
+    the command line (a library-only or expert knob); ``choices`` limits a str field;
+    ``cli_kind="str"`` takes a structured field (e.g. a ``LO,HI`` pair) as text that the
+    dataclass's own validation parses."""
+    return dataclasses.field(default=default, metadata={"help": help, "flag": flag, "cli": cli, "metavar": metavar,
+                                                        "choices": choices, "cli_kind": cli_kind})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,10 +35,11 @@ class OptionSpec:
 
     name: str           # the field (and keyword) name
     flag: str           # e.g. "--lambda-mi"
-    kind: str           # "float", "int" or "bool"
+    kind: str           # "float", "int", "bool" or "str"
     default: Any
     help: str
     metavar: str | None
+    choices: tuple[str, ...] | None = None
 
 
 _KINDS = {"float": "float", "int": "int", "bool": "bool", "str": "str"}
@@ -47,9 +52,9 @@ def option_specs(cls, *, exclude: tuple[str, ...] = ()) -> list[OptionSpec]:
         meta = f.metadata
         if "help" not in meta or not meta.get("cli", True) or f.name in exclude:
             continue
-        base = str(f.type).replace("Optional[", "").replace("]", "").split("|")[0].strip()
+        base = meta.get("cli_kind") or str(f.type).replace("Optional[", "").replace("]", "").split("|")[0].strip()
         if base not in _KINDS:
             raise TypeError(f"{cls.__name__}.{f.name}: expected a float, int, bool or str field for the CLI, got {f.type!r}")
         specs.append(OptionSpec(f.name, meta.get("flag") or "--" + f.name.replace("_", "-"), _KINDS[base],
-                                f.default, meta["help"], meta.get("metavar")))
+                                f.default, meta["help"], meta.get("metavar"), meta.get("choices")))
     return specs

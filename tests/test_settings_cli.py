@@ -78,3 +78,25 @@ def test_a_field_of_an_unsupported_type_is_refused():
 
     with pytest.raises(TypeError, match="expected a float, int, bool or str field"):
         option_specs(Bad)
+
+
+@pytest.mark.parametrize("command", ["fit", "compare", "cross"])
+def test_every_classifier_setting_is_a_train_option(command):
+    from mirage.cli.train import main as train_cli
+    from mirage.train.classifier import ClassifierConfig
+
+    out = CliRunner().invoke(train_cli, [command, "--help"], terminal_width=400).output
+    for spec in option_specs(ClassifierConfig):
+        assert spec.flag in out, (command, spec.flag)
+    assert "--num-threads" not in out  # fixed for reproducibility: library only
+
+
+def test_classifier_flags_are_validated_by_the_settings_object(tmp_path):
+    from mirage.cli.train import main as train_cli
+
+    for args, message in ((["--synthetic-weight", "-1"], "--synthetic-weight: expected a finite number >= 0, got -1.0"),
+                          (["--classifier-hidden", "0"], "--classifier-hidden: expected a positive integer, got 0"),
+                          (["--classifier-dropout", "1"], "--classifier-dropout: expected a fraction in [0, 1), got 1.0"),
+                          (["--synthetic-loss", "bogus"], "Invalid value for '--synthetic-loss'")):
+        res = CliRunner().invoke(train_cli, ["fit", "--store", str(tmp_path / "s.zarr"), "--out", str(tmp_path / "o"), *args])
+        assert res.exit_code != 0 and "Traceback" not in res.output and message in res.output, res.output

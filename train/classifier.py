@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mirage.featstore.settings import check_known
+from mirage.featstore.settings import check_known, setting
 from mirage.featstore.errors import ConfigError, TrainingDivergedError
 from mirage.featstore.threads import fixed_threads
 
@@ -33,26 +33,32 @@ KINDS = ("linear", "mlp")
 
 @dataclass(frozen=True)
 class ClassifierConfig:
-    kind: str = "linear"
-    l2: float = 1e-3              # coefficient of 0.5 * ||W||^2 added to the mean loss (weights, not biases)
-    hidden: int = 256             # MLP hidden width
-    dropout: float = 0.2          # MLP dropout
-    max_iter: int = 100           # L-BFGS iterations (linear, in memory)
-    steps: int = 400              # full-batch AdamW steps (MLP, in memory)
-    lr: float = 1e-3              # AdamW learning rate (MLP; streamed fits)
-    stream_epochs: int = 15       # passes over streamed data
-    batch_size: int = 512         # streamed mini-batch size
-    synthetic_weight: float = 1.0 # loss weight of a synthetic row relative to a real one
-    num_threads: int = 1          # torch intra-op threads during fit/predict (fixed for reproducibility)
+    kind: str = setting("linear", "Classifier kind.", flag="--classifier", choices=KINDS, cli=False)  # shared option
+    l2: float = setting(1e-3, "L2 coefficient: 0.5 * ||W||^2 (weights, not biases) added to the mean loss.", flag="--l2")
+    hidden: int = setting(256, "MLP hidden width (--classifier mlp).", flag="--classifier-hidden")
+    dropout: float = setting(0.2, "MLP dropout (--classifier mlp).", flag="--classifier-dropout")
+    max_iter: int = setting(100, "L-BFGS iterations of the linear classifier (in memory).", flag="--classifier-max-iter")
+    steps: int = setting(400, "Full-batch AdamW steps of the MLP (in memory).", flag="--classifier-steps")
+    lr: float = setting(1e-3, "AdamW learning rate (MLP; streamed fits).", flag="--classifier-lr")
+    stream_epochs: int = setting(15, "Passes over streamed data (--loader stream).", flag="--classifier-stream-epochs")
+    batch_size: int = setting(512, "Streamed mini-batch size (--loader stream).", flag="--classifier-batch-size")
+    synthetic_weight: float = setting(1.0, "Loss weight of a synthetic row relative to a real one.")
+    # torch intra-op threads during fit/predict: fixed for reproducibility, so no flag
+    num_threads: int = setting(1, "torch threads of the classifier.", cli=False)
     # synthetic rows as their own loss term and their selection (see train.distill); defaults = one weighted CE
-    synthetic_loss: str = "weighted"     # "weighted" | "distill" (real CE + KL to a real-only teacher + hard CE)
-    distill_temperature: float = 2.0     # T of the teacher's and the student's softened distributions
-    distill_weight: float = 0.5          # w_d: weight of T^2 * KL(teacher_T || student_T) on synthetic rows
-    synthetic_hard_weight: float = 0.5   # w_h: weight of the hard-label CE on synthetic rows
-    keep_margin: tuple[float, float] | None = None  # keep synthetic rows the real-only classifier places right
-    #                                                 with p(y) - max_{k!=y} p(k) in [lo, hi]
-    keep_nn_quantile: float | None = None  # keep synthetic rows nearer a real row than this quantile of the
-    #                                        real rows' nearest-other-real distances
+    synthetic_loss: str = setting("weighted", "weighted: one weighted CE over real + synthetic rows. distill: real CE + "
+                                  "T^2 KL to a real-only teacher + hard CE on synthetic rows, as separate terms.",
+                                  choices=("weighted", "distill"))
+    distill_temperature: float = setting(2.0, "--synthetic-loss distill: softmax temperature T of teacher and student.")
+    distill_weight: float = setting(0.5, "--synthetic-loss distill: weight w_d of T^2 * KL(teacher_T || student_T) "
+                                    "on synthetic rows.")
+    synthetic_hard_weight: float = setting(0.5, "--synthetic-loss distill: weight w_h of the hard-label CE on synthetic rows.")
+    keep_margin: tuple[float, float] | None = setting(
+        None, "Keep synthetic rows that a real-only classifier of the fold places right with a margin "
+              "p(y) - max other p in [LO, HI] (hard-but-correct), e.g. 0,0.9.", metavar="LO,HI", cli_kind="str")
+    keep_nn_quantile: float | None = setting(
+        None, "Keep synthetic rows nearer a real training row than this quantile of the real rows' "
+              "nearest-other-real distances (standardised space).", metavar="Q")
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> "ClassifierConfig":
@@ -60,8 +66,22 @@ class ClassifierConfig:
         cfg = cls(**{k: v for k, v in kwargs.items() if v is not None})
         if cfg.kind not in KINDS:
             raise ConfigError(f"--classifier: expected one of {', '.join(KINDS)}, got {cfg.kind!r}")
-        if cfg.l2 < 0 or cfg.synthetic_weight < 0 or cfg.num_threads < 1:
-            raise ConfigError(f"classifier: expected l2 >= 0, synthetic_weight >= 0, num_threads >= 1, got {cfg}")
+        for name, flag in (("l2", "--l2"), ("synthetic_weight", "--synthetic-weight")):
+            v = getattr(cfg, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise ConfigError(f"{flag}: expected a finite number >= 0, got {v!r}")
+        if cfg.num_threads < 1:
+            raise ConfigError(f"classifier num_threads: expected at least 1, got {cfg.num_threads!r}")
+        for name, flag in (("hidden", "--classifier-hidden"), ("max_iter", "--classifier-max-iter"),
+                           ("steps", "--classifier-steps"), ("stream_epochs", "--classifier-stream-epochs"),
+                           ("batch_size", "--classifier-batch-size")):
+            v = getattr(cfg, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"{flag}: expected a positive integer, got {v!r}")
+        if not 0.0 <= cfg.dropout < 1.0:
+            raise ConfigError(f"--classifier-dropout: expected a fraction in [0, 1), got {cfg.dropout!r}")
+        if not cfg.lr > 0:
+            raise ConfigError(f"--classifier-lr: expected a number > 0, got {cfg.lr!r}")
         from mirage.train.distill import check_synthetic_options
 
         return check_synthetic_options(cfg)
