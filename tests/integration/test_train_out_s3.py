@@ -74,3 +74,17 @@ def test_store_and_out_on_two_endpoints(local_store, s3, tmp_path):
         assert not s3.keys("fit")  # nothing written to the store's endpoint
     finally:
         other.stop()
+
+
+def test_final_model_and_predictions_on_s3(local_store, s3, tmp_path):
+    _ok(train_cli, "fit", "--store", local_store, "--out", tmp_path / "local", "--seed", "0", "--final")
+    _ok(train_cli, "fit", "--store", local_store, "--out", s3.url("fit"), "--seed", "0", "--final",
+        "--storage-options", s3.options_json)
+    fs = s3.fs()
+    for name in ("metrics.json", *sorted(p.name for p in (tmp_path / "local" / "model").iterdir())):
+        key = name if name == "metrics.json" else f"model/{name}"
+        assert fs.cat_file(f"{s3.name}/fit/{key}") == (tmp_path / "local" / key).read_bytes(), key
+    _ok(train_cli, "predict", "--model", s3.url("fit"), "--store", local_store, "--out", s3.url("pred.parquet"),
+        "--storage-options", s3.options_json)
+    _ok(train_cli, "predict", "--model", tmp_path / "local", "--store", local_store, "--out", tmp_path / "p.parquet")
+    assert fs.cat_file(f"{s3.name}/pred.parquet") == (tmp_path / "p.parquet").read_bytes()
