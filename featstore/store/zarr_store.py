@@ -100,6 +100,20 @@ class ZarrBackend:
         self._direct[name] = layout
         return layout
 
+    def chunk_stamp(self, name: str, chunk: int) -> tuple[int, int, int, int] | None:
+        """(inode, size, mtime_ns, ctime_ns) of a chunk file read directly, else None: what the
+        store's verified-chunk memo is keyed by (a changed file is checked again)."""
+        layout = self._direct_layout(name)
+        if layout is None:
+            return None
+        folder, encode_key, _, shape, _ = layout
+        path = os.path.join(folder, *encode_key((int(chunk), *(0,) * (len(shape) - 1))).split("/"))
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
     def read_blob(self, name: str) -> bytes | None:
         try:
             return self.loc.read_bytes(BLOB_NAMES[name])
