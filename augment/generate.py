@@ -184,7 +184,7 @@ def _run(bundle: GeneratorBundle, spec: CodeSpec, loc: Location, run: dict, rows
          max_rounds: int, progress: bool) -> GenerateResult:
     from tqdm.auto import tqdm
 
-    plan = LabelPlan(spec, n_target, shard_size, balanced=balanced, seed=seed)
+    plan = LabelPlan(spec, n_target, shard_size, balanced=balanced, seed=seed, whole_max=WHOLE_PLAN_MAX)
     prior = spec.sampling_prior(balanced)
     done = {int(r["slot"]) for r in rows}
     n_rejected = sum(int(r["attempt"]) for r in rows)

@@ -22,12 +22,13 @@ class LabelPlan:
     slot's own seed. Either way a slot's labels depend only on (seed, n, shard_size, prior).
     """
 
-    def __init__(self, spec: CodeSpec, n: int, shard_size: int, *, balanced: bool, seed: int):
+    def __init__(self, spec: CodeSpec, n: int, shard_size: int, *, balanced: bool, seed: int,
+                 whole_max: int | None = None):
         from mirage.augment.sampling import exact_counts
 
         self.n, self.shard_size, self.seed = int(n), int(shard_size), int(seed)
         self.n_slots = -(-self.n // self.shard_size)
-        self.streamed = self.n > WHOLE_PLAN_MAX
+        self.streamed = self.n > (WHOLE_PLAN_MAX if whole_max is None else int(whole_max))
         self._whole = None if self.streamed else spec.label_plan(self.n, balanced=balanced, seed=seed)
         self._counts = exact_counts(self.n, spec.sampling_prior(balanced))
 

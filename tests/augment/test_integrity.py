@@ -157,10 +157,10 @@ def test_streamed_plan_is_exact_and_bounded(trained_model, monkeypatch):
     from mirage.augment.generate import LabelPlan
     from mirage.augment.sampling import CodeSpec, exact_counts
 
-    import mirage.augment.generate as gen
+    import mirage.augment.label_plan as label_plan
 
     spec = CodeSpec.from_bundle(load_checkpoint(str(trained_model)))
-    monkeypatch.setattr(gen, "WHOLE_PLAN_MAX", 10)
+    monkeypatch.setattr(label_plan, "WHOLE_PLAN_MAX", 10)
     plan = LabelPlan(spec, 1003, 100, balanced=False, seed=3)
     assert plan.streamed
     got = list(plan.slots())
