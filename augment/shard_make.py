@@ -27,6 +27,20 @@ class Shard:
     score: MIScore
 
 
+@dataclass
+class _Round:
+    """The in-band candidates one sampling round kept, and that round's whole score."""
+
+    h: torch.Tensor
+    logits: torch.Tensor
+    q_t: torch.Tensor | None
+    code_rows: np.ndarray
+    labels: np.ndarray
+    pointwise_nats: np.ndarray
+    pointwise_score: np.ndarray
+    scored: MIScore
+
+
 @torch.no_grad()
 def _forward(bundle: GeneratorBundle, spec: CodeSpec, labels: np.ndarray, rows: np.ndarray, z: torch.Tensor):
     """ĥ (standardised), Q_y logits and Q_t output for the given codes."""
@@ -68,8 +82,7 @@ def make_shard(bundle: GeneratorBundle, spec: CodeSpec, labels: np.ndarray, prio
     quota = np.bincount(labels, minlength=K)
     have = np.zeros(K, dtype=np.int64)
     full_band = band == (0.0, 1.0)
-    pools: list[tuple] = []   # per round, of the kept candidates: h, logits, q_t, code rows, labels,
-    #                           pointwise nats, pointwise score, and the round's whole MIScore
+    pools: list[_Round] = []
     for rnd in range(max_rounds):
         deficit = quota - have
         if not deficit.any():
@@ -89,24 +102,24 @@ def make_shard(bundle: GeneratorBundle, spec: CodeSpec, labels: np.ndarray, prio
         idx = np.flatnonzero(ok)
         idx = idx[occurrence_rank(cand[idx]) < deficit[cand[idx]]]  # first `deficit` in-band ones per label
         sel = torch.from_numpy(idx)
-        pools.append((h[sel], logits[sel], None if q_t is None else q_t[sel], rows[idx], cand[idx],
-                      scored.pointwise_nats[idx], ps[idx], scored))
+        pools.append(_Round(h[sel], logits[sel], None if q_t is None else q_t[sel], rows[idx], cand[idx],
+                            scored.pointwise_nats[idx], ps[idx], scored))
         have += np.bincount(cand[idx], minlength=K)
     # Lay the kept samples out in the plan's (random) order; plan positions left unfilled are dropped.
     out_labels = labels[_plan_positions(labels, have)].astype(np.int64)
     if not len(out_labels):
         empty = MIScore(0.0, 0.0, float("nan"), float("nan"), 0.0, np.zeros(0, np.float32), np.zeros(0, np.float32))
         return Shard(labels=out_labels, arrays={}, code_rows=np.zeros(0, dtype=np.int64), score=empty)
-    pool_labels = np.concatenate([p[4] for p in pools])
+    pool_labels = np.concatenate([p.labels for p in pools])
     by_label = np.argsort(pool_labels, kind="stable")
     starts = np.searchsorted(pool_labels[by_label], np.arange(K), side="left")
     take = torch.from_numpy(by_label[starts[out_labels] + occurrence_rank(out_labels)])
-    h = torch.cat([p[0] for p in pools])[take]
-    logits = torch.cat([p[1] for p in pools])[take]
-    q_t = torch.cat([p[2] for p in pools])[take] if bundle.use_text else None
-    rows = np.concatenate([p[3] for p in pools])[take.numpy()]
-    if len(pools) == 1 and len(take) == len(pools[0][4]) and bool((take == torch.arange(len(take))).all()):
-        score = pools[0][7]  # one round kept whole and in order: its scores are the shard's
+    h = torch.cat([p.h for p in pools])[take]
+    logits = torch.cat([p.logits for p in pools])[take]
+    q_t = torch.cat([p.q_t for p in pools])[take] if bundle.use_text else None
+    rows = np.concatenate([p.code_rows for p in pools])[take.numpy()]
+    if len(pools) == 1 and len(take) == len(pools[0].labels) and bool((take == torch.arange(len(take))).all()):
+        score = pools[0].scored  # one round kept whole and in order: its scores are the shard's
     else:
         # Shard bounds over the final order; the per-sample scores stay those each sample was
         # selected with (the text term depends on its scoring batch, so rescoring would move
@@ -114,8 +127,8 @@ def make_shard(bundle: GeneratorBundle, spec: CodeSpec, labels: np.ndarray, prio
         y = torch.from_numpy(out_labels)
         t = torch.from_numpy(bundle.transform("text").forward(spec.text_codes[rows])) if bundle.use_text else None
         score = _score(bundle, spec, prior, y, t, logits, q_t, rows)
-        score.pointwise_nats = np.concatenate([p[5] for p in pools])[take.numpy()]
-        score.pointwise_score = np.concatenate([p[6] for p in pools])[take.numpy()]
+        score.pointwise_nats = np.concatenate([p.pointwise_nats for p in pools])[take.numpy()]
+        score.pointwise_score = np.concatenate([p.pointwise_score for p in pools])[take.numpy()]
     arrays = {"audio": bundle.transform("audio").inverse(h.numpy()),
               "mi_pointwise": score.pointwise_nats, "mi_score": score.pointwise_score}
     if bundle.use_text:
