@@ -89,7 +89,8 @@ class JsonDict(click.ParamType):
 
 storage_options_option = click.option(
     "--storage-options", type=JsonDict(), default=None,
-    help='fsspec options for remote URLs as JSON, e.g. \'{"client_kwargs": {"endpoint_url": "http://..."}}\'.')
+    help='fsspec options for remote URLs as JSON, e.g. \'{"client_kwargs": {"endpoint_url": "http://..."}}\'; '
+         'keys that are URL prefixes ("s3://bucket") hold options for the URLs below them only.')
 
 
 def echo_json(obj) -> None:
