@@ -27,10 +27,11 @@ every method; a non-default value is recorded in the config.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -40,7 +41,7 @@ from mirage.train.classifier import ClassifierConfig
 from mirage.train.dataset import RealData, check_mode, check_normalise, load_real, prepare_fold
 from mirage.train.experiment import FoldResult, round_floats, summarize, write_metrics, locked_run
 from mirage.train.folds import Fold, corpus_name, make_folds
-from mirage.train.methods import BASELINE_GRID, REGISTRY, Job, RunContext, get
+from mirage.train.methods import BASELINE_GRID, REGISTRY, Job, RunContext, evaluate, get
 from mirage.train.methods.base import fold_context, fold_rows
 from mirage.train.methods.generative import GENERATOR_OPTIONS, slug as _slug
 from mirage.train.metrics import plot_bars
@@ -61,6 +62,7 @@ class CompareResult:
     path: str
     table: dict[str, dict[str, Any]]
     markdown: str
+    cache_stats: dict[str, dict[str, int]] = field(default_factory=dict)  # {"hits": {"job": n, "fold": n}, "misses": ...}
 
     @property
     def message(self) -> str:
@@ -119,28 +121,49 @@ def write_normalised_store(real: RealData, fold: Fold, url: str) -> str:
     return url
 
 
-def _run_jobs(jobs: Sequence[Job], client, progress: bool = False) -> dict[tuple[str, str], dict]:
-    """Every job (:func:`generate_for_fold`), on the Dask cluster when there is one."""
+def _run_jobs(jobs: Sequence[Job], run: RunContext, *, progress: bool = False,
+              pending_stores: dict[str, Any] | None = None) -> dict[tuple[str, str], dict]:
+    """Every job (:func:`generate_for_fold`) the cache does not hold, on the Dask cluster when there
+    is one; ``pending_stores`` (url -> writer) makes a per-fold input store only when a job needs it."""
+    from dataclasses import replace
+
     from tqdm.auto import tqdm
 
-    if not jobs:
-        return {}
-    log.info("fitting %d generators (%s)", len(jobs), "on the Dask cluster" if client is not None else "in-process")
-    bar = tqdm(total=len(jobs), desc="train compare: generators (one per method and fold)", disable=not progress)
-    if client is not None:
+    cache, done, todo = run.cache, {}, []
+    for job in jobs:
+        fp = cache.job_fingerprint(generate_for_fold.__name__, job.kwargs, job.source) if cache else None
+        if fp is not None:
+            run.job_fingerprints[job.key] = fp
+            job = replace(job, out_dir=cache.job_dir(job.key[0], job.out_dir, fp))
+            hit = cache.job_result(job.out_dir, fp)
+            if hit is not None:
+                done[job.key] = hit
+                continue
+        todo.append((job, fp))
+    if not todo:
+        return done
+    for url in sorted({j.store_url for j, _ in todo} & set(pending_stores or {})):
+        pending_stores[url]()
+    log.info("fitting %d generators (%s)", len(todo), "on the Dask cluster" if run.client is not None else "in-process")
+    bar = tqdm(total=len(todo), desc="train compare: generators (one per method and fold)", disable=not progress)
+    if run.client is not None:
         from distributed import as_completed
 
-        futures = [client.submit(generate_for_fold, j.store_url, j.out_dir, pure=False, **j.kwargs) for j in jobs]
+        futures = [run.client.submit(generate_for_fold, j.store_url, j.out_dir, pure=False, **j.kwargs) for j, _ in todo]
         for _ in as_completed(futures):
             bar.update()
-        results = client.gather(futures)
+        results = run.client.gather(futures)
     else:
         results = []
-        for j in jobs:
+        for j, _ in todo:
             results.append(generate_for_fold(j.store_url, j.out_dir, **j.kwargs))
             bar.update()
     bar.close()
-    return {j.key: res for j, res in zip(jobs, results)}
+    for (j, fp), res in zip(todo, results):
+        if fp is not None:
+            cache.record_job(j.out_dir, fp, res)
+        done[j.key] = res
+    return done
 
 
 @locked_run
@@ -150,7 +173,7 @@ def compare(store: str, out: str, *, methods: str | Sequence[str] = DEFAULT_METH
             storage_options: dict[str, Any] | None = None, classifier_options: dict[str, Any] | None = None,
             generator_options: dict[str, Any] | None = None, generate_options: dict[str, Any] | None = None,
             baseline_options: dict[str, dict[str, Any]] | None = None, progress: bool = False,
-            normalise: str = "global", select: str = "none") -> CompareResult:
+            normalise: str = "global", select: str = "none", cache: str | None = None) -> CompareResult:
     """Run every method on the same folds; write ``out/compare.json``, ``compare.md`` and plots.
 
     ``normalise`` (see :mod:`train.dataset`) applies to every method alike: the baselines
@@ -163,8 +186,13 @@ def compare(store: str, out: str, *, methods: str | Sequence[str] = DEFAULT_METH
     ``select="inner"`` picks each gridded method's setting per outer fold on inner folds of the
     training speakers, and ``auto`` picks a method per outer fold the same way (see
     :mod:`train.select`); the choices are listed in compare.json (``selected``, ``chosen``,
-    ``inner_uar``)."""
+    ``inner_uar``).
+
+    ``cache``: where fingerprinted jobs and fold results are kept (:mod:`train.methods.cache`):
+    None = inside ``out``; a folder shared by runs; ``"off"`` = no reuse."""
     from tqdm.auto import tqdm
+
+    from mirage.train.methods.cache import RunCache
 
     from mirage.featstore.dask_utils import dask_client
 
@@ -189,17 +217,18 @@ def compare(store: str, out: str, *, methods: str | Sequence[str] = DEFAULT_METH
             "lambda_mi": lambda_mi, "min_mi": min_mi, "generator_options": gen_opts,
             "generate_options": dict(generate_options or {})}}
         run = RunContext(real, mode, normalise, evaluation, int(seed), str(n), cfg, options,
-                         storage_options=storage_options, client=client)
+                         storage_options=storage_options, client=client,
+                         cache=None if cache == "off" else RunCache(cache, out, real.token))
         for name in names:
             get(name).prepare(run)
         folds = make_folds(real.items, real.metadata, evaluation)
-        fold_stores = {}
+        fold_stores, pending = {}, {}
         if normalise == "speaker" and any(m in GENERATIVE for m in names):
-            fold_stores = {f.name: write_normalised_store(real, f, os.path.join(out, "generators", "_normalised",
-                                                                                _slug(f.name) + ".zarr"))
-                           for f in folds}
+            for f in folds:  # written only if a job that is not cached needs it
+                url = fold_stores[f.name] = os.path.join(out, "generators", "_normalised", _slug(f.name) + ".zarr")
+                pending[url] = functools.partial(write_normalised_store, real, f, url)
         jobs = [j for name in names for j in get(name).jobs(run, folds, out, fold_stores)]
-        run.generated.update(_run_jobs(jobs, client, progress=progress))
+        run.generated.update(_run_jobs(jobs, run, progress=progress, pending_stores=pending))
         per_method: dict[str, list[FoldResult]] = {m: [] for m in names}
         for fold in tqdm(folds, desc="train compare: classifiers per fold", disable=not progress):
             rows = fold_rows(run, fold)
@@ -207,11 +236,7 @@ def compare(store: str, out: str, *, methods: str | Sequence[str] = DEFAULT_METH
             settings = select_fold(run, fold, names, select)
             for name in names:
                 ctx = fold_context(run, fold, rows, settings.get(name, {}), (fold.name,), cls_seed)
-                per_method[name].append(get(name).evaluate(ctx))
-    from mirage.train.synthetic import note_empty_synthetic
-
-    for method, note in note_empty_synthetic(per_method, GENERATIVE, min_mi).items():  # said, not a silent `none`
-        run.extras.setdefault(method, {}).update(note)
+                per_method[name].append(evaluate(name, ctx))
     from mirage.train.synthetic import note_empty_synthetic
 
     for method, note in note_empty_synthetic(per_method, GENERATIVE, min_mi).items():  # said, not a silent `none`
@@ -231,13 +256,11 @@ def compare(store: str, out: str, *, methods: str | Sequence[str] = DEFAULT_METH
 
     # read before the new compare.json replaced it: an old --out keeps no other run's method folders
     remove_stale_methods(out, names, storage_options)
-    from mirage.train.rerun import remove_stale_methods
-
-    # read before the new compare.json replaced it: an old --out keeps no other run's method folders
-    remove_stale_methods(out, names, storage_options)
     table = _write_outputs(out, names, per_method, real.labels, config, extras=run.extras, storage_options=storage_options)
-    log.info("train compare: %d methods x %d folds in %.1f s", len(names), len(folds), time.perf_counter() - t0)
-    return CompareResult(out_path(out, "compare.json"), table, markdown_table(table, names))
+    stats = run.cache.stats if run.cache is not None else {}
+    log.info("train compare: %d methods x %d folds in %.1f s (cache %s)", len(names), len(folds),
+             time.perf_counter() - t0, stats or "off")
+    return CompareResult(out_path(out, "compare.json"), table, markdown_table(table, names), stats)
 
 
 def _method_config(run: RunContext, names: Sequence[str], select: str) -> dict[str, Any]:

@@ -32,7 +32,7 @@ import numpy as np
 from mirage.featstore.errors import ConfigError
 from mirage.train.dataset import RealData
 from mirage.train.folds import Fold
-from mirage.train.methods import BASELINE_GRID, REGISTRY, RunContext, get
+from mirage.train.methods import BASELINE_GRID, REGISTRY, RunContext, evaluate
 from mirage.train.methods.auto import DEFAULT_POOL
 from mirage.train.methods.base import fold_context, fold_rows
 from mirage.train.seeds import derive_seed
@@ -79,13 +79,12 @@ def inner_uar(run: RunContext, outer: Fold, method: str, setting: dict[str, Any]
               rows: dict[str, tuple] | None = None) -> float:
     """Mean UAR of ``method`` with ``setting`` over the inner folds of ``outer`` (``rows``: each
     inner fold's prepared rows, computed once per outer fold and shared by every setting)."""
-    m = get(method)
     uars = []
     for inner in folds:
         r = rows[inner.name] if rows is not None else fold_rows(run, inner)
         ctx = fold_context(run, inner, r, setting, (outer.name, inner.name),
                            derive_seed(run.seed, "inner-classifier", outer.name, inner.name))
-        uars.append(m.evaluate(ctx).uar)
+        uars.append(evaluate(method, ctx).uar)
     return float(np.mean(uars)) if uars else float("nan")
 
 

@@ -37,7 +37,7 @@ REGISTRY: dict[str, Method] = {m.name: m for m in (
     MtlAugMethod(),
 )}
 
-__all__ = ["REGISTRY", "get", "names", "Method", "RunContext", "FoldContext", "Augmentation", "Job", "BASELINE_GRID"]
+__all__ = ["REGISTRY", "get", "names", "evaluate", "Method", "RunContext", "FoldContext", "Augmentation", "Job", "BASELINE_GRID"]
 
 
 def names() -> tuple[str, ...]:
@@ -49,3 +49,18 @@ def get(name: str) -> Method:
         return REGISTRY[name]
     except KeyError:
         raise ConfigError(f"--methods: expected a comma-separated subset of {','.join(REGISTRY)}, got {name!r}") from None
+
+
+def evaluate(name: str, ctx: FoldContext):
+    """``get(name).evaluate(ctx)``, reused from the run's fingerprint cache when it holds the result."""
+    method, cache = get(name), ctx.run.cache
+    key = method.cache_key(ctx) if cache is not None and cache.enabled else None
+    if key is None:
+        return method.evaluate(ctx)
+    fp = cache.fold_fingerprint(ctx, key)
+    hit = cache.fold_result(fp)
+    if hit is not None:
+        return hit
+    res = method.evaluate(ctx)
+    cache.record_fold(fp, res)
+    return res

@@ -16,6 +16,11 @@ class AutoMethod(Method):
     name = "auto"
     inner = False
 
+    def cache_key(self, ctx: FoldContext):
+        from mirage.train.methods import get
+
+        return get(ctx.run.extras["auto"]["chosen"][ctx.fold.name]).cache_key(ctx)
+
     def evaluate(self, ctx: FoldContext) -> FoldResult:
         from mirage.train.methods import get
 

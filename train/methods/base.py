@@ -43,6 +43,8 @@ class RunContext:
     generated: dict[tuple[str, str], Any] = field(default_factory=dict)  # (method, fold) -> job result
     extras: dict[str, dict[str, Any]] = field(default_factory=dict)      # method -> extra compare.json fields
     state: dict[str, Any] = field(default_factory=dict)  # per-method data loaded once per run (e.g. mtl-aug's views)
+    cache: Any = None                    # train.methods.cache.RunCache, or None (no reuse)
+    job_fingerprints: dict[tuple[str, str], str] = field(default_factory=dict)  # (method, fold) -> job fingerprint
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class Job:
     out_dir: str
     store_url: str
     kwargs: dict[str, Any]
+    source: dict[str, Any] = field(default_factory=dict)  # what the input store's content is (for the fingerprint)
 
 
 class Method:
@@ -114,6 +117,11 @@ class Method:
     def config(self, run: RunContext) -> dict[str, Any]:
         """Extra run settings recorded in config.json (empty: nothing beyond the shared ones)."""
         return {}
+
+    def cache_key(self, ctx: FoldContext) -> dict[str, Any] | None:
+        """What, beyond the fold and the run's classifier, determines this method's fold result
+        (None: never cache it). See :mod:`train.methods.cache`."""
+        return {"method": self.name, "setting": ctx.setting, "options": ctx.options(self.name)}
 
     def settings(self) -> list[dict[str, Any]]:
         keys = list(self.grid)

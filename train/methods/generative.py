@@ -53,9 +53,15 @@ class GeneratorMethod(Method):
                           seed=derive_seed(run.seed, "generator", self.name, fold.name),
                           storage_options=run.storage_options, generator_options=g.get("generator_options", {}),
                           generate_options=dict(g.get("generate_options") or {}) if self.mi else {})
+            source = {"store": run.real.token,
+                      "normalised": {"speaker": fold.name} if fold.name in fold_stores else None}
             jobs.append(Job((self.name, fold.name), os.path.join(out, "generators", self.name, slug(fold.name)),
-                            fold_stores.get(fold.name, run.real.url), kwargs))
+                            fold_stores.get(fold.name, run.real.url), kwargs, source))
         return jobs
+
+    def cache_key(self, ctx: FoldContext):
+        fp = ctx.run.job_fingerprints.get((self.name, ctx.fold.name))
+        return None if fp is None else {"method": self.name, "job": fp}
 
     def augment(self, ctx: FoldContext) -> Augmentation:
         from mirage.train.dataset import assemble
