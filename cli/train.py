@@ -94,23 +94,10 @@ def fit(store, synthetic, mode, evaluation, out, classifier, seed, min_mi, loade
         layer, method, mtl_options, mtl_ablations, test_views, attack, train_views, final, workers,
         scheduler, storage_options, normalise, allow_incomplete, **synthetic_loss):
     """Evaluate a classifier on real (+ synthetic) features; writes OUT/metrics.json and OUT/confusion.png."""
-    from mirage.train.fit import fit as fit_fn
+    from mirage.train.fit import fit_method
 
-    if method == "mtl-aug":
-        from mirage.train.mtl import fit_mtl
-
-        if synthetic or layer is not None or mode != "ser" or normalise != "global":
-            raise click.ClickException("--method mtl-aug: expected --mode ser, --normalise global and no --synthetic/--layer")
-        result = run(fit_mtl, store, out, evaluation=evaluation, seed=seed, options=_key_values(mtl_options, "--mtl-option"),
-                     test_views=test_views, train_views=train_views, ablations=mtl_ablations, attack=attack,
-                     storage_options=storage_options, progress=True)
-        click.echo(result.message)
-        return
-    if mtl_options or mtl_ablations:
-        raise click.ClickException("--mtl-option/--mtl-ablations: expected --method mtl-aug")
-    if final and method == "mtl-aug":
-        raise click.ClickException("--final: expected the linear/MLP classifier, got --method mtl-aug")
-    result = run(fit_fn, store, out, synthetic=synthetic, mode=mode, evaluation=evaluation, classifier=classifier,
+    result = run(fit_method, store, out, method=method, mtl_options=_key_values(mtl_options, "--mtl-option"),
+                 mtl_ablations=mtl_ablations, synthetic=synthetic, mode=mode, evaluation=evaluation, classifier=classifier,
                  seed=seed, min_mi=min_mi, loader=loader, max_memory_mb=max_memory_mb, workers=workers,
                  scheduler=scheduler, loader_workers=loader_workers, storage_options=storage_options,
                  classifier_options=_classifier_settings(synthetic_loss), progress=True, layer=layer,

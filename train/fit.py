@@ -232,3 +232,28 @@ def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser
     log.info("train fit: %d folds in %.1f s", len(folds), time.perf_counter() - t0)
     return FitResult(path, metrics)
 
+
+
+def fit_method(store: str, out: str, *, method: str = "linear-probe", mtl_options: dict[str, Any] | None = None,
+               mtl_ablations: bool = False, **kwargs: Any):
+    """``train fit --method``: the classifier of :func:`fit`, or MTL-AUG's multitask network
+    (:func:`train.mtl.fit_mtl`), after checking that the other settings suit the method."""
+    from mirage.train.mtl import check_method, fit_mtl
+
+    method = check_method(method)
+    if method != "mtl-aug":
+        if mtl_options or mtl_ablations:
+            raise ConfigError("--mtl-option/--mtl-ablations: expected --method mtl-aug, got --method " + method)
+        return fit(store, out, **kwargs)
+    clashes = [flag for flag, bad in (("--synthetic", bool(kwargs.get("synthetic"))),
+                                      ("--layer", kwargs.get("layer") is not None),
+                                      ("--mode multimodal", kwargs.get("mode", "ser") != "ser"),
+                                      ("--normalise " + str(kwargs.get("normalise")), kwargs.get("normalise", "global") != "global"),
+                                      ("--final", bool(kwargs.get("final")))) if bad]
+    if clashes:
+        raise ConfigError(f"--method mtl-aug: expected --mode ser, --normalise global and no --synthetic/--layer/--final, "
+                          f"got {', '.join(clashes)}")
+    return fit_mtl(store, out, evaluation=kwargs.get("evaluation", "loso"), seed=kwargs.get("seed", 0),
+                   options=mtl_options or {}, test_views=kwargs.get("test_views"), train_views=kwargs.get("train_views"),
+                   ablations=mtl_ablations, attack=kwargs.get("attack"), storage_options=kwargs.get("storage_options"),
+                   progress=kwargs.get("progress", False))

@@ -257,3 +257,15 @@ def test_attack_lowers_uar_monotonically_fit_and_mtl(view_store, tmp_path):
     assert "uar_under_attack" in m["folds"][0]
     mm = fit_mtl(view_store, str(tmp_path / "m"), options={"epochs": 10, "hidden": 16}, attack="fgsm:eps=2").metrics
     assert mm["uar_under_attack"]["fgsm:eps=2"] < mm["uar_mean"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--method", "mtl-aug", "--layer", "2"], "--method mtl-aug: expected --mode ser, --normalise global and no "
+                                              "--synthetic/--layer/--final, got --layer"),
+    (["--method", "mtl-aug", "--final", "--normalise", "speaker"], "got --normalise speaker, --final"),
+    (["--mtl-ablations"], "--mtl-option/--mtl-ablations: expected --method mtl-aug, got --method linear-probe"),
+])
+def test_method_clashes_are_refused_by_the_library_in_one_line(view_store, tmp_path, args, message):
+    r = CliRunner().invoke(train_cli, ["fit", "--store", view_store, "--out", str(tmp_path / "o"), *args])
+    assert r.exit_code == 1 and message in r.output and len(r.output.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
