@@ -209,8 +209,10 @@ def extract(corpus: str | pd.DataFrame, *, store: str, root: str | None = None, 
 
     audio_model = audio_model or DEFAULT_AUDIO
     from mirage.featstore.device import check_device
+    from mirage.featstore.memory import hold_mmap_threshold
 
-    check_device(device)  # before any folder is made: a bad --device fails in the first model call
+    check_device(device)
+    hold_mmap_threshold()  # peak memory follows the batch of windows, not the clip length  # before any folder is made: a bad --device fails in the first model call
     if chunk_rows is not None and (isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1):
         raise ConfigError(f"--chunk-rows: expected a positive number of rows, got {chunk_rows!r}")
     if batch_size < 1:

@@ -103,3 +103,17 @@ def test_compare_into_an_old_out_removes_stale_method_folders(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["compare.json", "generators", "none", "notes"]
     assert not (out / "generators" / "infogan").exists()
     assert remove_stale_methods(str(tmp_path / "new"), ["none"]) == []
+
+
+def test_mmap_threshold_is_held_unless_the_user_set_it(monkeypatch):
+    import sys
+
+    from mirage.featstore.memory import hold_mmap_threshold
+
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    assert hold_mmap_threshold() is False  # the user's own setting wins
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
+    import ctypes.util
+
+    glibc = sys.platform.startswith("linux") and "libc.so" in (ctypes.util.find_library("c") or "")
+    assert hold_mmap_threshold() is glibc
