@@ -55,8 +55,8 @@ def layout_files(n: int, chunk_rows: int, tails: tuple[tuple[str, tuple[int, ...
     from mirage.featstore.store.base import STATUS_OK
     from mirage.featstore.store.zarr_store import compressors
 
-    mem = zarr.storage.MemoryStore()
-    group = zarr.open_group(mem, mode="a")
+    held: dict = {}  # the in-memory store's own mapping (MemoryStore(store_dict=...)), key -> Buffer
+    group = zarr.open_group(zarr.storage.MemoryStore(store_dict=held), mode="a")
     for name, tail in tails:  # exactly StoreWriter._create's calls
         group.create_array(name, shape=(n, *tail), chunks=(chunk_rows, *tail), dtype="float32", fill_value=0.0,
                            compressors=compressors(), overwrite=True)
@@ -64,7 +64,7 @@ def layout_files(n: int, chunk_rows: int, tails: tuple[tuple[str, tuple[int, ...
     status[:] = np.full(n, STATUS_OK, dtype=np.uint8)
     # Metadata documents and the status chunks; the float arrays were never written to, so
     # the in-memory store holds none of their chunks.
-    files = {k: v.to_bytes() for k, v in sorted(mem._store_dict.items())
+    files = {k: v.to_bytes() for k, v in sorted(held.items())
              if k.endswith("zarr.json") or k.startswith("status/")}
     with _LAYOUT_LOCK:
         if len(_LAYOUT_CACHE) >= _LAYOUT_CACHE_MAX:  # shards short of their quota each have their own n
