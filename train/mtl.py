@@ -229,9 +229,15 @@ def _evaluate(data: MtlData, folds: Sequence[Fold], cfg: MtlConfig, *, seed: int
 
 
 def evaluate_fold(data: MtlData, fold: Fold, cfg: MtlConfig, *, seed: int, per_view: dict[str, np.ndarray] | None = None,
-                  attacks: Sequence = ()) -> FoldResult:
-    """One fold's network (seeded by (seed, mtl-aug, fold) only), tested on the fold's test rows
-    (and on ``per_view``'s positions); ``train compare --methods mtl-aug`` calls it per fold too."""
+                  attacks: Sequence = (), synthetic: tuple[np.ndarray, np.ndarray] | None = None,
+                  method: str = METHOD) -> FoldResult:
+    """One fold's network (seeded by (seed, ``method``, fold) only), tested on the fold's test rows
+    (and on ``per_view``'s positions); ``train compare --methods mtl-aug`` calls it per fold too.
+
+    ``synthetic`` = (ĥ in the store's space, class indices): generated rows join the training
+    rows as one more augmentation type, ``generated`` — the aug-type head learns to tell them
+    from real views, the emotion head trains on their labels, and they have no clean view to
+    reconstruct (``mtl-aug+infogan``)."""
     k, n_aug = len(data.labels), len(data.aug_types)
     tr = fold.train
     scaler = Standardizer.fit(data.h[tr])
@@ -243,13 +249,26 @@ def evaluate_fold(data: MtlData, fold: Fold, cfg: MtlConfig, *, seed: int, per_v
     target = np.where(has[:, None], xs[np.maximum(c, 0)], 0.0).astype(np.float32)
     if not (data.y[tr] >= 0).any():
         raise ConfigError(f"fold {fold.name}: expected labelled training rows, got none")
-    model, losses = fit_mtl_fold(np.ascontiguousarray(xs[tr]), data.y[tr], data.a[tr], target, has,
-                                 n_classes=k, n_aug=n_aug, cfg=cfg, seed=derive_seed(seed, METHOD, fold.name))
+    x_fit, y_fit, a_fit = xs[tr], data.y[tr], data.a[tr]
+    n_syn = 0
+    if synthetic is not None and len(synthetic[1]):
+        h_syn, y_syn = synthetic
+        n_syn = len(y_syn)
+        x_fit = np.concatenate([x_fit, scaler.transform(np.asarray(h_syn, np.float32))])
+        y_fit = np.concatenate([y_fit, np.asarray(y_syn, np.int64)])
+        a_fit = np.concatenate([a_fit, np.full(n_syn, n_aug, np.int64)])  # one more aug type: "generated"
+        target = np.concatenate([target, np.zeros((n_syn, target.shape[1]), np.float32)])
+        has = np.concatenate([has, np.zeros(n_syn, bool)])
+        n_aug += 1
+    model, losses = fit_mtl_fold(np.ascontiguousarray(x_fit, dtype=np.float32), y_fit, a_fit, target, has,
+                                 n_classes=k, n_aug=n_aug, cfg=cfg, seed=derive_seed(seed, method, fold.name))
     pred = predict_mtl(model, xs[fold.test], num_threads=cfg.num_threads)
     n_lab = int((data.y[tr] >= 0).sum())
     combos = {"labelled": n_lab, "unlabelled": int(len(tr) - n_lab),
               **{f"aug={t}": int((data.a[tr] == i).sum()) for i, t in enumerate(data.aug_types)}}
-    res = FoldResult(fold.name, fold.test_speakers, confusion(data.y[fold.test], pred, k), len(tr), 0, combos, [])
+    if n_syn:
+        combos["aug=generated"] = n_syn
+    res = FoldResult(fold.name, fold.test_speakers, confusion(data.y[fold.test], pred, k), len(tr), n_syn, combos, [])
     for view, pos in (per_view or {}).items():
         res.by_view[view] = confusion(data.y[pos], predict_mtl(model, xs[pos], num_threads=cfg.num_threads), k)
     if attacks:

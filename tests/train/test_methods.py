@@ -30,7 +30,8 @@ def test_every_method_is_one_registry_entry_and_compare_names_none_of_them():
     import mirage.train.compare as cmp
     from mirage.train.methods import REGISTRY, Method
 
-    assert set(REGISTRY) == {"none", "smote", "mixup", "noise", "calibrate", "cgan", "infogan", "auto", "mtl-aug"}
+    assert set(REGISTRY) == {"none", "smote", "mixup", "noise", "calibrate", "cgan", "infogan", "auto", "mtl-aug",
+                             "mtl-aug+infogan"}
     assert all(isinstance(m, Method) and m.name == name for name, m in REGISTRY.items())
     src = ""
     for fn in (cmp.compare, cmp._run_jobs):
@@ -156,3 +157,25 @@ def test_mtl_aug_in_compare_matches_train_fit_and_needs_views(tmp_path, four_spe
                                     "--out", str(tmp_path / "y")])
     assert bad.exit_code != 0 and "augmented views" in bad.output and "Traceback" not in bad.output
     assert len(bad.output.strip().splitlines()) == 1
+
+
+def test_mtl_aug_plus_infogan_trains_the_multitask_network_on_generated_rows_too(tmp_path):
+    """Both seeds at once: the fold's infogan rows join mtl-aug's training rows as aug type 'generated'."""
+    from mirage.train.compare import compare
+    from tests.train.test_views_mtl_cross import make_view_store
+
+    store = str(tmp_path / "v.zarr")
+    make_view_store(store, n_speakers=3)
+    opts = {"epochs": 10, "hidden": 16}
+    gen = {"epochs": 2, "align_epochs": 2, "hidden": 16, "noise_dim": 4, "batch_size": 16}
+    res = compare(store, str(tmp_path / "c"), methods="none,mtl-aug,mtl-aug+infogan", n="1x", seed=0,
+                  baseline_options={"mtl-aug": opts}, generator_options=gen)
+    table = json.loads((tmp_path / "c" / "compare.json").read_text())
+    both, plain = table["mtl-aug+infogan"], table["mtl-aug"]
+    assert set(both["fold_uar"]) == set(plain["fold_uar"]) and {"delta_vs_none", "p_value", "ci95"} <= set(both)
+    metrics = json.loads((tmp_path / "c" / "mtl-aug+infogan" / "metrics.json").read_text())
+    for fold in metrics["folds"]:
+        assert fold["n_train_synthetic"] > 0 and fold["combinations"]["aug=generated"] == fold["n_train_synthetic"]
+        # each fold's generator never saw that fold's test speaker
+        assert fold["synthetic_shards"] and all("generators/mtl-aug+infogan" in p for p in fold["synthetic_shards"])
+    assert both["fold_uar"] != plain["fold_uar"]

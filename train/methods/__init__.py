@@ -8,6 +8,7 @@ so a new method is one module plus one line in :data:`REGISTRY`.
   ``calibrate`` (:mod:`train.calibrate`) — rows made from the fold's standardised real rows;
 * ``cgan``, ``infogan`` — a generator fitted per outer fold (:mod:`train.methods.generative`);
 * ``mtl-aug`` — the MTL-AUG multitask network on the store's views (:mod:`train.methods.mtl_aug`);
+  ``mtl-aug+infogan`` — the same network trained on the views and the fold's infogan rows;
 * ``auto`` — per outer fold, ``none`` or a candidate chosen on inner folds (:mod:`train.methods.auto`).
 """
 
@@ -20,7 +21,7 @@ from mirage.train.methods.auto import AutoMethod
 from mirage.train.methods.base import Augmentation, FoldContext, Job, Method, RunContext
 from mirage.train.methods.baselines import BASELINE_GRID, NoneMethod, RowBaseline
 from mirage.train.methods.generative import GeneratorMethod
-from mirage.train.methods.mtl_aug import MtlAugMethod
+from mirage.train.methods.mtl_aug import MtlAugInfoganMethod, MtlAugMethod
 
 #: calibrate's grid: the baselines' n x synthetic weight, and k = 0 (its own covariance only) or 2 borrowed.
 CALIBRATE_GRID: dict[str, tuple] = {**BASELINE_GRID, "k": (0, 2)}
@@ -35,6 +36,7 @@ REGISTRY: dict[str, Method] = {m.name: m for m in (
     AutoMethod(),
     RowBaseline("calibrate", calibrate, grid=CALIBRATE_GRID),
     MtlAugMethod(),
+    MtlAugInfoganMethod(),
 )}
 
 __all__ = ["REGISTRY", "get", "names", "evaluate", "Method", "RunContext", "FoldContext", "Augmentation", "Job", "BASELINE_GRID"]

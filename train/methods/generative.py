@@ -63,8 +63,8 @@ class GeneratorMethod(Method):
         fp = ctx.run.job_fingerprints.get((self.name, ctx.fold.name))
         return None if fp is None else {"method": self.name, "job": fp}
 
-    def augment(self, ctx: FoldContext) -> Augmentation:
-        from mirage.train.dataset import assemble
+    def synthetic(self, ctx: FoldContext):
+        """The fold's generated rows (:class:`train.synthetic.SyntheticData`), from this method's job."""
         from mirage.train.folds import assign_shards
         from mirage.train.synthetic import load_synthetic, read_manifests
 
@@ -73,8 +73,14 @@ class GeneratorMethod(Method):
         _, kept = read_manifests([info["manifest"]], storage_options=run.storage_options,
                                  allow_incomplete=True)  # made here; n_train_synthetic says how many
         kept = assign_shards([fold], kept)[fold.name] if not kept.empty else kept
-        synth = load_synthetic(kept, run.real.labels, mode=run.mode, audio_dim=run.real.audio_dim,
-                               storage_options=run.storage_options, client=run.client)
+        return load_synthetic(kept, run.real.labels, mode=run.mode, audio_dim=run.real.audio_dim,
+                              storage_options=run.storage_options, client=run.client)
+
+    def augment(self, ctx: FoldContext) -> Augmentation:
+        from mirage.train.dataset import assemble
+
+        run, fold = ctx.run, ctx.fold
+        synth = self.synthetic(ctx)
         ts = assemble(ctx.real, fold.train, synth, mode=run.mode,
                       rng=np.random.default_rng(derive_seed(run.seed, "pairs", fold.name)), normalise=run.normalise)
         return Augmentation(ts, synth.shards)
