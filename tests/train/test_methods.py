@@ -168,7 +168,7 @@ def test_mtl_aug_plus_infogan_trains_the_multitask_network_on_generated_rows_too
     make_view_store(store, n_speakers=3)
     opts = {"epochs": 10, "hidden": 16}
     gen = {"epochs": 2, "align_epochs": 2, "hidden": 16, "noise_dim": 4, "batch_size": 16}
-    res = compare(store, str(tmp_path / "c"), methods="none,mtl-aug,mtl-aug+infogan", n="1x", seed=0,
+    res = compare(store, str(tmp_path / "c"), methods="none,infogan,mtl-aug,mtl-aug+infogan", n="1x", seed=0,
                   baseline_options={"mtl-aug": opts}, generator_options=gen)
     table = json.loads((tmp_path / "c" / "compare.json").read_text())
     both, plain = table["mtl-aug+infogan"], table["mtl-aug"]
@@ -177,5 +177,9 @@ def test_mtl_aug_plus_infogan_trains_the_multitask_network_on_generated_rows_too
     for fold in metrics["folds"]:
         assert fold["n_train_synthetic"] > 0 and fold["combinations"]["aug=generated"] == fold["n_train_synthetic"]
         # each fold's generator never saw that fold's test speaker
-        assert fold["synthetic_shards"] and all("generators/mtl-aug+infogan" in p for p in fold["synthetic_shards"])
+        assert fold["synthetic_shards"] and all("generators/infogan" in p for p in fold["synthetic_shards"])
     assert both["fold_uar"] != plain["fold_uar"]
+    # one generator per fold, shared with method infogan: the same shards, a different trainer
+    infogan = json.loads((tmp_path / "c" / "infogan" / "metrics.json").read_text())
+    assert [f["synthetic_shards"] for f in infogan["folds"]] == [f["synthetic_shards"] for f in metrics["folds"]]
+    assert res.cache_stats["misses"]["job"] == len(metrics["folds"])  # not twice as many fits
