@@ -80,3 +80,16 @@ def test_select_cli_and_bad_values(four_speaker_store, tmp_path):
     table = json.loads((tmp_path / "c" / "compare.json").read_text())
     assert table["auto"]["candidates"] == ["none", "smote", "mixup", "noise"]
     assert table["none"]["p_value"] is None and len(table["auto"]["ci95"]) == 2
+
+
+@pytest.mark.parametrize("uars, none_uars, clears", [
+    ([0.80, 0.82, 0.84], [0.70, 0.71, 0.72], True),    # a clear gain on every inner fold
+    ([0.71, 0.75, 0.69], [0.70, 0.70, 0.70], False),   # mean +0.017, but within one SE of the noise
+    ([0.70, 0.70, 0.70], [0.70, 0.70, 0.70], False),   # a tie is not a gain
+    ([0.69, 0.72, 0.71], [0.70, 0.71, 0.72], False),   # a loss
+    ([0.72, 0.72, 0.72], [0.70, 0.70, 0.70], True),    # a constant gain: SE 0
+])
+def test_auto_takes_augmentation_only_beyond_one_standard_error(uars, none_uars, clears):
+    from mirage.train.select import clears_none
+
+    assert clears_none(uars, none_uars) is clears
