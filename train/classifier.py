@@ -56,6 +56,10 @@ class ClassifierConfig:
     keep_margin: tuple[float, float] | None = setting(
         None, "Keep synthetic rows that a real-only classifier of the fold places right with a margin "
               "p(y) - max other p in [LO, HI] (hard-but-correct), e.g. 0,0.9.", metavar="LO,HI", cli_kind="str")
+    synthetic_speakers: str = setting(
+        "none", "mix: move each synthetic row to a novel speaker — add a random convex mixture of two training "
+                "speakers' mean offsets (standardised space), so synthetic rows carry the speaker variation "
+                "leave-one-speaker-out tests; none: as generated.", choices=("none", "mix"))
     keep_nn_quantile: float | None = setting(
         None, "Keep synthetic rows nearer a real training row than this quantile of the real rows' "
               "nearest-other-real distances (standardised space).", metavar="Q")
@@ -97,7 +101,7 @@ class ClassifierConfig:
 
 
 SYNTHETIC_LOSS_FIELDS = ("synthetic_loss", "distill_temperature", "distill_weight", "synthetic_hard_weight",
-                         "keep_margin", "keep_nn_quantile")
+                         "keep_margin", "keep_nn_quantile", "synthetic_speakers")
 
 
 @dataclass

@@ -224,6 +224,7 @@ class TrainingSet:
     y_syn: np.ndarray
     scaler: Standardizer
     combos: dict[str, int] = field(default_factory=dict)
+    speakers_real: np.ndarray | None = None  # speaker of each real row (for --synthetic-speakers mix)
 
     @property
     def n_real(self) -> int:
@@ -269,14 +270,15 @@ def assemble(real: RealData, train_idx: np.ndarray, synth: SyntheticData | None,
     x_real = real.features(train_idx)
     scaler = identity_scaler(x_real.shape[1]) if check_normalise(normalise) == "none" else Standardizer.fit(x_real)
     n_real = len(train_idx)
+    spk = real.items["speaker"].astype(str).to_numpy()[train_idx] if "speaker" in real.items.columns else None
     if synth is None or synth.n == 0:
         dim = x_real.shape[1]
         combos = {"h+t": n_real} if mode == "multimodal" else {"h": n_real}
         return TrainingSet(scaler.transform(x_real), real.y[train_idx], np.zeros((0, dim), np.float32),
-                           np.zeros(0, np.int64), scaler, combos)
+                           np.zeros(0, np.int64), scaler, combos, spk)
     if mode == "ser":
         return TrainingSet(scaler.transform(x_real), real.y[train_idx], scaler.transform(synth.h), synth.y, scaler,
-                           {"h": n_real, "hhat": synth.n})
+                           {"h": n_real, "hhat": synth.n}, spk)
     parts, ys, combos = [np.concatenate([synth.h, synth.t], axis=1)], [synth.y], {"h+t": n_real, "hhat+t": synth.n}
     if synth.t_pred is not None:
         parts.append(np.concatenate([synth.h, synth.t_pred], axis=1))
@@ -288,4 +290,4 @@ def assemble(real: RealData, train_idx: np.ndarray, synth: SyntheticData | None,
         ys.append(synth.y[ok])
         combos["h+t_pred"] = int(ok.sum())
     return TrainingSet(scaler.transform(x_real), real.y[train_idx], scaler.transform(np.concatenate(parts)),
-                       np.concatenate(ys), scaler, combos)
+                       np.concatenate(ys), scaler, combos, spk)

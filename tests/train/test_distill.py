@@ -123,3 +123,52 @@ def test_fit_and_compare_cli_take_the_flags(two_speaker_store, tmp_path):
     bad = CliRunner().invoke(main, ["fit", "--store", two_speaker_store, "--out", str(tmp_path / "b"),
                                     "--keep-margin", "x"])
     assert bad.exit_code != 0 and "--keep-margin" in bad.output and "Traceback" not in bad.output
+
+
+def test_mix_speakers_moves_rows_by_a_mixture_of_two_other_speaker_offsets():
+    from mirage.train.distill import mix_speakers
+
+    rng = np.random.default_rng(0)
+    centres = {"a": np.array([3.0, 0.0]), "b": np.array([-3.0, 0.0]), "c": np.array([0.0, 6.0])}
+    speakers = np.repeat(list(centres), 20)
+    x_real = np.concatenate([c + 0.1 * rng.standard_normal((20, 2)) for c in centres.values()]).astype(np.float32)
+    x_syn = np.zeros((500, 2), np.float32)
+    moved = mix_speakers(x_real, speakers, x_syn, seed=7)
+    offsets = np.stack([x_real[speakers == s].mean(0) for s in centres]) - x_real.mean(0)
+    # every moved row lies on a segment between two distinct speakers' offsets (a novel speaker)
+    on_segment = 0
+    for row in moved:
+        for i in range(3):
+            for j in range(3):
+                if i != j:
+                    d, v = offsets[j] - offsets[i], row - offsets[i]
+                    t = float(np.dot(v, d) / np.dot(d, d))
+                    on_segment += 0 <= t <= 1 and np.allclose(offsets[i] + t * d, row, atol=1e-4)
+    assert on_segment >= len(moved)
+    assert moved.std(axis=0).min() > 1.0  # the rows now spread over the speakers' range
+    np.testing.assert_array_equal(moved, mix_speakers(x_real, speakers, x_syn, seed=7))  # seeded
+    assert not np.array_equal(moved, mix_speakers(x_real, speakers, x_syn, seed=8))
+    np.testing.assert_array_equal(mix_speakers(x_real, np.array(["a"] * 60), x_syn, seed=7), x_syn)  # one speaker: no-op
+
+
+def test_synthetic_speakers_option_is_validated_and_left_out_of_default_configs():
+    from mirage.train.classifier import ClassifierConfig
+
+    assert "synthetic_speakers" not in ClassifierConfig().to_json()
+    assert ClassifierConfig.from_kwargs(synthetic_speakers="mix").to_json()["synthetic_speakers"] == "mix"
+    with pytest.raises(ConfigError, match="--synthetic-speakers: expected one of none, mix"):
+        ClassifierConfig.from_kwargs(synthetic_speakers="swap")
+
+
+def test_synthetic_speakers_mix_through_train_fit(two_speaker_store, tmp_path):
+    manifest = make_shards(tmp_path / "syn", open_store(two_speaker_store), trained_speakers=["99"], mi_scores=(0.9,))
+    runs = {}
+    for mode in ("none", "mix"):
+        out = CliRunner().invoke(main, ["fit", "--store", two_speaker_store, "--synthetic", manifest,
+                                        "--out", str(tmp_path / mode), "--synthetic-speakers", mode])
+        assert out.exit_code == 0, out.output
+        runs[mode] = json.loads((tmp_path / mode / "metrics.json").read_text())
+    assert runs["mix"]["config"]["classifier"]["synthetic_speakers"] == "mix"
+    assert "synthetic_speakers" not in runs["none"]["config"]["classifier"]  # the default keeps the old bytes
+    # same rows, moved: every synthetic row is still used
+    assert [f["n_train_synthetic"] for f in runs["mix"]["folds"]] == [f["n_train_synthetic"] for f in runs["none"]["folds"]]
