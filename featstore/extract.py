@@ -65,7 +65,7 @@ def decode_unit(rows: pd.DataFrame, start: int, stop: int, sample_rate: int, *, 
         try:
             waves[i] = audio_io.load(path, sample_rate)
             if views is not None and views[i][0] != "clean":  # augmented view (featstore.views), applied after decoding
-                from mirage.featstore.views import apply_view
+                from mirage.featstore.view_ops import apply_view
 
                 waves[i] = apply_view(waves[i], sample_rate, views[i][0], views[i][1], load=talker)
         except BadAudioError as exc:
