@@ -38,7 +38,9 @@ def self_record(bundle_config: dict[str, Any], fingerprint: str) -> dict[str, An
             "source_content_hash": bundle_config["source"]["content_hash"], "self_record": RECORD_VERSION}
 
 
-def _speakers(value) -> list[str] | None:
+def speaker_list(value: Any) -> list[str] | None:
+    """A manifest/record speaker field as a list of ids: a JSON list, a comma-separated string or a
+    sequence; None when the field is missing or NaN (the one parser of recorded speakers)."""
     if value is None or (isinstance(value, float) and value != value):
         return None
     if isinstance(value, str):
@@ -46,7 +48,12 @@ def _speakers(value) -> list[str] | None:
             value = json.loads(value)
         except ValueError:
             value = [v for v in value.split(",") if v]
-    return sorted(str(v) for v in value)
+    return [str(v) for v in list(value)]
+
+
+def _speakers(value) -> list[str] | None:
+    found = speaker_list(value)
+    return None if found is None else sorted(found)
 
 
 def _names(speakers: list[str], limit: int = 8) -> str:

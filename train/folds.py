@@ -90,20 +90,6 @@ def make_folds(items: pd.DataFrame, metadata: dict[str, Any], scheme: str = "los
     return folds
 
 
-def _speaker_list(value: Any) -> list[str] | None:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    if isinstance(value, str):
-        import json
-
-        try:
-            parsed = json.loads(value)
-        except ValueError:
-            parsed = [v for v in value.split(",") if v]
-        return [str(v) for v in parsed]
-    return [str(v) for v in list(value)]
-
-
 def assign_shards(folds: Sequence[Fold], shards: pd.DataFrame, *, column: str = "trained_speakers") -> dict[str, pd.DataFrame]:
     """The synthetic shards each fold may use: those whose generator saw none of its test speakers.
 
@@ -116,7 +102,9 @@ def assign_shards(folds: Sequence[Fold], shards: pd.DataFrame, *, column: str = 
     if column not in shards.columns:
         raise LeakageError(f"synthetic manifest: expected a {column!r} column naming the speakers each generator saw, "
                            f"got columns {sorted(shards.columns)}; regenerate the shards with `augment generate`")
-    seen = [_speaker_list(v) for v in shards[column].tolist()]
+    from mirage.augment.vouch import speaker_list
+
+    seen = [speaker_list(v) for v in shards[column].tolist()]
     for (path, s) in zip(shards["path_abs"] if "path_abs" in shards else shards.index, seen):
         if s is None:
             raise LeakageError(f"synthetic shard {path}: expected its manifest row to list the speakers its generator saw, "
