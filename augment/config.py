@@ -110,3 +110,54 @@ class FitConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Everything that shapes an ``augment generate`` run besides the generator, its seed and the
+    I/O: the one home of these defaults (the CLI's options are generated from the fields)."""
+
+    n: str | int = setting("4x", "Nx (times the generator's real training items) or a count.", metavar="Nx|N")
+    # taken as text so that a bad value gets the range in its message, not click's "not a float"
+    min_mi: float = setting(0.0, "Drop shards whose normalised MI score is below this (0-1).", cli_kind="str",
+                            metavar="[0-1]")
+    mi_band: str | None = setting(None, "LO,HI: keep only samples whose per-sample MI score is in [LO, HI].",
+                                  metavar="LO,HI")
+    shard_size: int = setting(4096, "Rows per shard.")
+    balanced: bool = setting(False, "Uniform labels instead of the training prior.")
+    max_attempts: int = setting(5, "Tries per shard (fresh noise) before a shard below --min-mi is given up.")
+    max_rounds: int = setting(8, "--mi-band: redraws per label quota before it is given up.")
+    # fixed during generation so the bytes do not depend on the machine's default thread count
+    num_threads: int | None = setting(1, "torch threads during generation.", cli=False)
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> "GenerateConfig":
+        from mirage.augment.counts import parse_unit_float
+
+        check_known(cls, kwargs, "augment generate")
+        given = {k: v for k, v in kwargs.items() if v is not None}
+        if "min_mi" in given:
+            given["min_mi"] = parse_unit_float(given["min_mi"], flag="--min-mi")
+        cfg = cls(**given)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        from mirage.augment.counts import check_count_spec, parse_band, parse_unit_float
+
+        check_count_spec(self.n)
+        parse_unit_float(self.min_mi, flag="--min-mi")
+        parse_band(self.mi_band)
+        for name in ("shard_size", "max_attempts", "max_rounds"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"--{name.replace('_', '-')}: expected a positive integer, got {v!r}")
+        if self.num_threads is not None and (isinstance(self.num_threads, bool) or not isinstance(self.num_threads, int)
+                                             or self.num_threads < 1):
+            raise ConfigError(f"augment generate num_threads: expected a positive integer or None, got {self.num_threads!r}")
+
+    @property
+    def band(self) -> tuple[float, float]:
+        from mirage.augment.counts import parse_band
+
+        return parse_band(self.mi_band)

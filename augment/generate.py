@@ -25,14 +25,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 
 from mirage.featstore.errors import ConfigError
 from mirage.featstore.store.location import Location, WriterLock, check_out_dir, is_remote, join
 
 from mirage.augment import shards
 from mirage.augment.checkpoint import GeneratorBundle, check_store_matches, load_checkpoint
-from mirage.augment.counts import check_count_spec, parse_band, parse_count, parse_unit_float
+from mirage.augment.config import GenerateConfig
+from mirage.augment.counts import parse_count
 from mirage.augment.label_plan import WHOLE_PLAN_MAX, LabelPlan
 from mirage.augment.sampling import CodeSpec
 from mirage.augment.seeding import check_seed, fixed_threads
@@ -59,31 +59,20 @@ class GenerateResult:
     shards: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _positive_int(value, flag: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ConfigError(f"{flag}: expected a positive integer, got {value!r}")
-    return int(value)
-
-
-def generate(model_dir, out_dir, *, n="4x", min_mi: float = 0.0, shard_size: int = 4096, balanced: bool = False,
-             seed: int = 0, storage_options: dict | None = None, progress: bool = True, mi_band=None,
-             max_attempts: int = 5, max_rounds: int = 8, store=None, overwrite: bool = False,
-             num_threads: int | None = 1) -> GenerateResult:
+def generate(model_dir, out_dir, *, seed: int = 0, storage_options: dict | None = None, progress: bool = True,
+             store=None, overwrite: bool = False, **settings) -> GenerateResult:
     """Write about ``n`` synthetic items (``"4x"`` = 4 x the real training items, or a count).
 
-    Shards whose normalised MI score is below ``min_mi`` are not written; their slot is
-    retried up to ``max_attempts`` times with fresh noise. ``mi_band=(lo, hi)`` keeps only
-    samples whose per-sample score lies in the band (redrawing up to ``max_rounds`` times to
-    fill each label's quota). ``store`` (optional) is checked to have the model's dims.
-    ``num_threads`` is fixed during generation so the bytes do not depend on the machine's
-    default thread count.
+    ``settings`` are :class:`augment.config.GenerateConfig`'s fields. Shards whose normalised
+    MI score is below ``min_mi`` are not written; their slot is retried up to ``max_attempts``
+    times with fresh noise. ``mi_band=(lo, hi)`` keeps only samples whose per-sample score
+    lies in the band (redrawing up to ``max_rounds`` times to fill each label's quota).
+    ``store`` (optional) is checked to have the model's dims. ``num_threads`` is fixed during
+    generation so the bytes do not depend on the machine's default thread count.
     """
-    check_count_spec(n)
-    min_mi = parse_unit_float(min_mi, flag="--min-mi")
-    band = parse_band(mi_band)
-    shard_size = _positive_int(shard_size, "--shard-size")
-    max_attempts = _positive_int(max_attempts, "--max-attempts")
-    max_rounds = _positive_int(max_rounds, "--max-rounds")
+    gc = GenerateConfig.from_kwargs(**settings)
+    n, min_mi, band, shard_size = gc.n, float(gc.min_mi), gc.band, gc.shard_size
+    balanced, max_attempts, max_rounds, num_threads = gc.balanced, gc.max_attempts, gc.max_rounds, gc.num_threads
     seed = check_seed(seed)
     bundle = load_checkpoint(str(model_dir), storage_options)
     cfg = bundle.config

@@ -4,23 +4,8 @@ from __future__ import annotations
 
 import click
 
-from mirage.augment.config import FitConfig
+from mirage.augment.config import FitConfig, GenerateConfig
 from mirage.cli.common import echo_json, given_settings, run, settings_options, storage_options_option, verbosity_option
-
-
-class _Count(click.ParamType):
-    """``4x`` (times the real training items) or a positive integer."""
-
-    name = "Nx|N"
-
-    def convert(self, value, param, ctx):
-        from mirage.augment.counts import check_count_spec
-        from mirage.featstore.errors import ConfigError
-
-        try:
-            return check_count_spec(str(value))
-        except ConfigError as e:
-            self.fail(str(e).split(": ", 1)[-1], param, ctx)
 
 
 class _UnitFloat(click.ParamType):
@@ -73,12 +58,7 @@ def fit(store, out, mode, use_text, exclude_speakers, quiet, **options):
 @main.command()
 @click.option("--model", required=True, help="Model dir written by `augment fit`.")
 @click.option("--out", required=True, help="Output dir for shards and manifest.parquet.")
-@click.option("--n", "n", type=_Count(), default="4x", show_default=True, help="Nx (times the real items) or a count.")
-@click.option("--min-mi", type=_UnitFloat(), default=0.0, show_default=True, help="Drop shards with a lower MI score.")
-@click.option("--mi-band", default=None, help="LO,HI: keep only samples whose per-sample MI score is in [LO, HI].")
-@click.option("--shard-size", type=int, default=4096, show_default=True)
-@click.option("--balanced", is_flag=True, help="Uniform labels instead of the training prior.")
-@click.option("--max-attempts", type=int, default=5, show_default=True, help="Tries per shard before giving up.")
+@settings_options(GenerateConfig)
 @click.option("--store", default=None, help="Check the model against this store's dims.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace shards of another run in --out.")
@@ -90,7 +70,8 @@ def generate(model, out, quiet, as_json, **options):
     """Write MI-scored synthetic feature shards and their manifest (resumable)."""
     from mirage.augment.generate import generate as run_generate
 
-    res = run(run_generate, model, out, progress=not quiet, **options)
+    settings, rest = given_settings(options, GenerateConfig)
+    res = run(run_generate, model, out, progress=not quiet, **rest, **settings)
     if as_json:
         echo_json({k: getattr(res, k) for k in ("manifest_path", "n_items", "n_requested", "n_shards", "n_rejected",
                                                 "complete", "message", "shards")})

@@ -100,3 +100,27 @@ def test_classifier_flags_are_validated_by_the_settings_object(tmp_path):
                           (["--synthetic-loss", "bogus"], "Invalid value for '--synthetic-loss'")):
         res = CliRunner().invoke(train_cli, ["fit", "--store", str(tmp_path / "s.zarr"), "--out", str(tmp_path / "o"), *args])
         assert res.exit_code != 0 and "Traceback" not in res.output and message in res.output, res.output
+
+
+def test_every_generate_setting_is_an_augment_generate_option():
+    from mirage.augment.config import GenerateConfig
+
+    out = CliRunner().invoke(augment_cli, ["generate", "--help"], terminal_width=400).output
+    specs = option_specs(GenerateConfig)
+    assert {s.name for s in specs} == {f.name for f in dataclasses.fields(GenerateConfig)} - {"num_threads"}
+    for spec in specs:
+        assert spec.flag in out, spec.flag
+    assert "--balanced / --no-balanced" in out and "[default: 4x]" in out and "[default: 4096]" in out
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n": "abc"}, "--n"), ({"min_mi": "high"}, "--min-mi: expected"), ({"mi_band": "0.9,0.1"}, "--mi-band"),
+    ({"shard_size": 0}, "--shard-size: expected a positive integer"), ({"bogus": 1}, "unknown setting"),
+])
+def test_generate_settings_are_validated_in_one_place(kwargs, message):
+    from mirage.augment.config import GenerateConfig
+    from mirage.featstore.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        GenerateConfig.from_kwargs(**kwargs)
+    assert GenerateConfig.from_kwargs(min_mi="0.5").min_mi == 0.5  # text from the command line becomes a number
