@@ -228,8 +228,11 @@ def compare(store: str, out: str, *, methods: str | Sequence[str] = DEFAULT_METH
                 url = fold_stores[f.name] = os.path.join(out, "generators", "_normalised", _slug(f.name) + ".zarr")
                 pending[url] = functools.partial(write_normalised_store, real, f, url)
         # one job per key: methods that share a generator (infogan, mtl-aug+infogan) share its fit and shards
-        jobs = list({j.key: j for name in reversed(names) for j in reversed(get(name).jobs(run, folds, out, fold_stores))}.values())[::-1]
-        run.generated.update(_run_jobs(jobs, run, progress=progress, pending_stores=pending))
+        jobs: dict[tuple[str, str], Job] = {}
+        for name in names:
+            for job in get(name).jobs(run, folds, out, fold_stores):
+                jobs.setdefault(job.key, job)
+        run.generated.update(_run_jobs(list(jobs.values()), run, progress=progress, pending_stores=pending))
         per_method: dict[str, list[FoldResult]] = {m: [] for m in names}
         for fold in tqdm(folds, desc="train compare: classifiers per fold", disable=not progress):
             rows = fold_rows(run, fold)
