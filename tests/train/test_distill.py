@@ -160,11 +160,14 @@ def test_synthetic_speakers_option_is_validated_and_left_out_of_default_configs(
         ClassifierConfig.from_kwargs(synthetic_speakers="swap")
 
 
-def test_synthetic_speakers_mix_through_train_fit(two_speaker_store, tmp_path):
-    manifest = make_shards(tmp_path / "syn", open_store(two_speaker_store), trained_speakers=["99"], mi_scores=(0.9,))
+def test_synthetic_speakers_mix_through_train_fit(tmp_path):
+    from tests.train.helpers import make_real_store
+
+    store = make_real_store(tmp_path / "three.zarr", n_speakers=3, per_class=6)
+    manifest = make_shards(tmp_path / "syn", store, trained_speakers=["99"], mi_scores=(0.9,))
     runs = {}
     for mode in ("none", "mix"):
-        out = CliRunner().invoke(main, ["fit", "--store", two_speaker_store, "--synthetic", manifest,
+        out = CliRunner().invoke(main, ["fit", "--store", store.url, "--synthetic", manifest,
                                         "--out", str(tmp_path / mode), "--synthetic-speakers", mode])
         assert out.exit_code == 0, out.output
         runs[mode] = json.loads((tmp_path / mode / "metrics.json").read_text())
@@ -172,3 +175,24 @@ def test_synthetic_speakers_mix_through_train_fit(two_speaker_store, tmp_path):
     assert "synthetic_speakers" not in runs["none"]["config"]["classifier"]  # the default keeps the old bytes
     # same rows, moved: every synthetic row is still used
     assert [f["n_train_synthetic"] for f in runs["mix"]["folds"]] == [f["n_train_synthetic"] for f in runs["none"]["folds"]]
+
+
+def test_fit_fold_trains_on_the_moved_rows():
+    """fit_fold applies --synthetic-speakers mix before fitting: the classifier sees moved rows."""
+    rng = np.random.default_rng(0)
+    offsets = {"a": np.array([4.0, 0.0, 0.0]), "b": np.array([-4.0, 0.0, 0.0]), "c": np.array([0.0, 4.0, 0.0])}
+    x_real = np.concatenate([o + rng.standard_normal((30, 3)) for o in offsets.values()]).astype(np.float32)
+    y_real = np.tile(np.repeat([0, 1, 2], 10), 3)
+    speakers = np.repeat(list(offsets), 30)
+    x_syn = rng.standard_normal((60, 3)).astype(np.float32)
+    ts = TrainingSet(x_real, y_real, x_syn, np.repeat([0, 1, 2], 20), Standardizer.fit(x_real), {}, speakers)
+    weights = {}
+    for mode in ("none", "mix"):
+        cfg = ClassifierConfig.from_kwargs(synthetic_speakers=mode)
+        model, used = fit_fold(ts, n_classes=3, cfg=cfg, seed=0)
+        assert used == 60
+        weights[mode] = np.concatenate([p.detach().numpy().ravel() for p in model.parameters()])
+    assert not np.allclose(weights["none"], weights["mix"])
+    with pytest.raises(ConfigError, match="--synthetic-speakers mix: expected the real rows' speakers"):
+        fit_fold(TrainingSet(x_real, y_real, x_syn, np.repeat([0, 1, 2], 20), ts.scaler, {}), n_classes=3,
+                 cfg=ClassifierConfig.from_kwargs(synthetic_speakers="mix"), seed=0)
