@@ -30,6 +30,14 @@ def two_speaker_store(tmp_path_factory):
     return str(path)
 
 
+@pytest.fixture(scope="session")
+def four_speaker_store(tmp_path_factory):
+    """4 speakers x 4 classes x 5 items: the compare, selection and cache tests' store (read only)."""
+    path = tmp_path_factory.mktemp("four") / "r.zarr"
+    make_real_store(path, n_speakers=4, per_class=5)
+    return str(path)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_store_cache():
     from mirage.train.loaders import clear_store_cache

@@ -4,20 +4,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from tests.train.test_compare import _fake_generator
 
 FAST = {"max_iter": 30}
-
-
-@pytest.fixture(scope="module")
-def four_speaker_store(tmp_path_factory):
-    from tests.train.helpers import make_real_store
-
-    path = tmp_path_factory.mktemp("cache") / "r.zarr"
-    make_real_store(path, n_speakers=4, per_class=5)
-    return str(path)
 
 
 def test_a_rerun_into_the_same_out_reuses_every_fold_result(four_speaker_store, tmp_path):

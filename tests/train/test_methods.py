@@ -13,15 +13,6 @@ from mirage.featstore.errors import ConfigError
 FAST = {"max_iter": 30}
 
 
-@pytest.fixture(scope="module")
-def four_speaker_store(tmp_path_factory):
-    from tests.train.helpers import make_real_store
-
-    path = tmp_path_factory.mktemp("methods") / "r.zarr"
-    make_real_store(path, n_speakers=4, per_class=5)
-    return str(path)
-
-
 def test_every_method_is_one_registry_entry_and_compare_names_none_of_them():
     import ast
     import inspect

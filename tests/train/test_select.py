@@ -13,15 +13,6 @@ from mirage.featstore.errors import ConfigError
 FAST = {"max_iter": 30}
 
 
-@pytest.fixture(scope="module")
-def four_speaker_store(tmp_path_factory):
-    from tests.train.helpers import make_real_store
-
-    path = tmp_path_factory.mktemp("select") / "r.zarr"
-    make_real_store(path, n_speakers=4, per_class=5)
-    return str(path)
-
-
 def test_inner_folds_use_outer_training_speakers_only(four_speaker_store):
     from mirage.train.dataset import load_real
     from mirage.train.folds import make_folds
