@@ -85,6 +85,7 @@ def generate_for_fold(store: str, out_dir: str, *, mode: str, exclude_speakers: 
     from mirage.augment.fit import fit_generator
     from mirage.augment.generate import generate
 
+    t0 = time.perf_counter()
     opts = dict(generator_options)
     if lambda_mi is not None:
         opts["lambda_mi"] = lambda_mi
@@ -93,7 +94,8 @@ def generate_for_fold(store: str, out_dir: str, *, mode: str, exclude_speakers: 
                               progress=False, **opts)
     res = generate(model_dir, os.path.join(out_dir, "shards"), n=int(n_items), min_mi=float(min_mi), seed=seed,
                    storage_options=storage_options, progress=False, **(generate_options or {}))
-    return {"manifest": str(res.manifest_path), "n_items": int(res.n_items), "n_rejected": int(res.n_rejected)}
+    return {"manifest": str(res.manifest_path), "n_items": int(res.n_items), "n_rejected": int(res.n_rejected),
+            "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def write_normalised_store(real: RealData, fold: Fold, url: str) -> str:
@@ -219,6 +221,7 @@ def compare(store: str, out: str, *, methods: str | Sequence[str] = DEFAULT_METH
         run = RunContext(real, mode, normalise, evaluation, int(seed), str(n), cfg, options,
                          storage_options=storage_options, client=client,
                          cache=None if cache == "off" else RunCache(cache, out, real.token))
+        run.state["compare"] = {"select": select, "methods": list(names)}  # read by jobs() (inner generator jobs)
         for name in names:
             get(name).prepare(run)
         folds = make_folds(real.items, real.metadata, evaluation)
