@@ -27,6 +27,12 @@ class FitConfig:
     moment: float = setting(0.0, "Per-class mean/std matching weight (0 = off): keeps samples realistic.")
     mixup: float = setting(1.0, "Weight of the mix-up (real/fake interpolation) term in D's loss (0 = off).")
     cond_d: bool = setting(False, "Projection discriminator D(h, y) instead of D(h).")
+    # speaker-aware InfoGAN (issue 12, lever 4a; augment.speakers): c = (y, s), off by default
+    speaker_dims: int = setting(0, "Speaker code size (0 = off): G is also conditioned on its speaker's class-centred "
+                                   "mean embedding, on this many leading PCs of the speaker means (at most speakers - 1).")
+    lambda_speaker: float = setting(1.0, "Weight λ_s of the speaker MI term (Gaussian -log Q_s(s | ĥ), frozen ridge Q_s head).")
+    speaker_mix_train: float = setting(0.5, "Share of stage-2 fakes conditioned on a novel speaker (a mixture of "
+                                            "training speakers' codes, as generation draws them).")
     # feature space: standardise, then keep the principal components explaining this share of
     # the variance (whitened); >= 1 means plain standardisation
     pca_var: float = setting(0.99, "Share of feature variance kept by the whitened PCA the GAN works in (1 = none).")
@@ -87,6 +93,11 @@ class FitConfig:
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 0):
                 raise ConfigError(f"--{name.replace('_', '-')}: expected an integer >= 0, got {v!r}")
+        if isinstance(self.speaker_dims, bool) or not isinstance(self.speaker_dims, int) or self.speaker_dims < 0:
+            raise ConfigError(f"--speaker-dims: expected an integer >= 0 (0 = off), got {self.speaker_dims!r}")
+        _nonneg("lambda_speaker")
+        if not (isinstance(self.speaker_mix_train, (int, float)) and 0.0 <= self.speaker_mix_train <= 1.0):
+            raise ConfigError(f"--speaker-mix-train: expected a share in [0, 1], got {self.speaker_mix_train!r}")
         if self.batch_size < 2:
             raise ConfigError(f"--batch-size: expected at least 2 (contrastive terms need negatives), got {self.batch_size}")
 
@@ -127,6 +138,13 @@ class GenerateConfig:
     balanced: bool = setting(False, "Uniform labels instead of the training prior.")
     max_attempts: int = setting(5, "Tries per shard (fresh noise) before a shard below --min-mi is given up.")
     max_rounds: int = setting(8, "--mi-band: redraws per label quota before it is given up.")
+    # speaker-aware generators only (augment.speakers); the others ignore these
+    speaker_codes: str = setting("novel", "Speaker-aware generators: novel (mixtures and small extrapolations of the "
+                                          "training speakers' codes) or train (the training speakers' own codes).",
+                                 choices=("novel", "train"))
+    speaker_mix: int = setting(2, "--speaker-codes novel: training speakers mixed into each code (at least 2).")
+    speaker_extrapolate: float = setting(0.25, "--speaker-codes novel: largest stretch beyond the mixed speakers "
+                                               "(0 = convex mixtures only).")
     # fixed during generation so the bytes do not depend on the machine's default thread count
     num_threads: int | None = setting(1, "torch threads during generation.", cli=False)
 
@@ -152,6 +170,13 @@ class GenerateConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"--{name.replace('_', '-')}: expected a positive integer, got {v!r}")
+        if self.speaker_codes not in ("novel", "train"):
+            raise ConfigError(f"--speaker-codes: expected novel or train, got {self.speaker_codes!r}")
+        if isinstance(self.speaker_mix, bool) or not isinstance(self.speaker_mix, int) or self.speaker_mix < 2:
+            raise ConfigError(f"--speaker-mix: expected an integer >= 2 (speakers mixed per code), got {self.speaker_mix!r}")
+        e = self.speaker_extrapolate
+        if isinstance(e, bool) or not isinstance(e, (int, float)) or not math.isfinite(e) or not 0 <= e <= 1:
+            raise ConfigError(f"--speaker-extrapolate: expected a number in [0, 1], got {e!r}")
         if self.num_threads is not None and (isinstance(self.num_threads, bool) or not isinstance(self.num_threads, int)
                                              or self.num_threads < 1):
             raise ConfigError(f"augment generate num_threads: expected a positive integer or None, got {self.num_threads!r}")

@@ -58,21 +58,26 @@ def _fit_locked(loc: Location, data, cfg: FitConfig, mode: str, seed: int, exclu
 
     from mirage.augment.align import train_alignment
     from mirage.augment.gan import train_gan
+    from mirage.augment.speakers import SpeakerCodes
 
+    # closed form (no randomness): the codes and the frozen Q_s head, before any training
+    speakers = (SpeakerCodes.fit(data.audio, data.labels, data.items["speaker"].to_numpy(), cfg.speaker_dims)
+                if cfg.speaker_dims else None)
     history = History()
     t0 = time.perf_counter()
     try:
         with fixed_threads(cfg.num_threads):
             align = train_alignment(data, cfg, epochs=align_epochs, seed=seed, history=history, progress=progress)
-            gen, disc = train_gan(data, align, cfg, epochs=gan_epochs, seed=seed, history=history, progress=progress)
+            gen, disc = train_gan(data, align, cfg, epochs=gan_epochs, seed=seed, history=history, progress=progress,
+                                  speakers=speakers)
     except TrainingDivergedError:
         _write_history(loc, history)  # the curves up to the failure help find the cause
         raise
     fit_s = time.perf_counter() - t0
     _write_history(loc, history)
     bundle = ckpt.GeneratorBundle(
-        config=_config(data, cfg, mode, seed, align_epochs, gan_epochs, history, exclude_speakers),
-        align=align, generator=gen, discriminator=disc, tensors=_tensors(data), codes=data.items)
+        config=_config(data, cfg, mode, seed, align_epochs, gan_epochs, history, exclude_speakers, speakers),
+        align=align, generator=gen, discriminator=disc, tensors=_tensors(data, speakers), codes=data.items)
     fp = ckpt.save_checkpoint(loc.url, bundle, storage_options)
     final = bundle.config["final"]
     log.info("wrote generator %s to %s in %.1f s: MI score %.3f (I(y;h) %.3f nats%s)", fp, loc.url, fit_s,
@@ -111,24 +116,30 @@ def _claim_out_dir(loc: Location, data: TrainingData, overwrite: bool, storage_o
     ckpt.uncommit(loc.url, storage_options)
 
 
-def _tensors(data: TrainingData) -> dict[str, np.ndarray | None]:
+def _tensors(data: TrainingData, speakers=None) -> dict[str, np.ndarray | None]:
     t = {**data.audio_norm.tensors("audio"), "code_labels": data.labels}
     if data.use_text:
         t.update(**data.text_norm.tensors("text"), text_codes=data.text_raw, code_text_ids=data.text_ids)
+    if speakers is not None:  # what generation needs to draw speaker codes (augment.speakers)
+        t.update(speakers.tensors())
     return t
 
 
 def _config(data: TrainingData, cfg: FitConfig, mode: str, seed: int, align_epochs: int, gan_epochs: int,
-            history: History, exclude_speakers) -> dict[str, Any]:
+            history: History, exclude_speakers, speakers=None) -> dict[str, Any]:
     from mirage.augment.counts import parse_speakers
+    from mirage.augment.speakers import FIT_FIELDS
 
     gan, align = history.last("gan"), history.last("align")
+    hyper = cfg.to_dict()
+    if speakers is None:  # a fit without the lever keeps the config (and fingerprint) it had before the lever
+        hyper = {k: v for k, v in hyper.items() if k not in FIT_FIELDS}
 
     def _f(row: dict, key: str) -> float | None:
         v = row.get(key)
         return None if v is None or not np.isfinite(v) else round(float(v), 6)
 
-    return {
+    out = {
         "mode": mode,
         "use_text": data.use_text,
         "labels": data.label_names,
@@ -141,7 +152,7 @@ def _config(data: TrainingData, cfg: FitConfig, mode: str, seed: int, align_epoc
         "lambda_mi": cfg.lambda_mi,
         "tau": cfg.tau,
         "seed": seed,
-        "hyper": cfg.to_dict(),
+        "hyper": hyper,
         "epochs": {"align": align_epochs, "gan": gan_epochs},
         "source": data.source,
         "speakers": data.speakers,
@@ -151,6 +162,17 @@ def _config(data: TrainingData, cfg: FitConfig, mode: str, seed: int, align_epoc
                   "moment_gap": _f(gan, "moment_gap"), "real_mi_y_nats": _f(align, "real_mi_y_nats"),
                   "real_mi_t_nats": _f(align, "real_mi_t_nats"), "real_acc": _f(align, "real_acc")},
     }
+    if speakers is not None:
+        import torch
+
+        out["model_dims"]["speaker"] = speakers.dim
+        out["latent"]["speaker_dim"] = speakers.dim   # G's code: (z, y, t, s)
+        real = speakers.scores(torch.from_numpy(data.audio), torch.from_numpy(
+            speakers.row_codes(data.items["speaker"].to_numpy())))
+        out["speaker_code"] = {**speakers.config(cfg.speaker_dims),
+                               "real": {k: round(v, 6) for k, v in real.items()}}   # Q_s on the real rows: its ceiling
+        out["final"].update(mi_s_nats=_f(gan, "mi_s_nats"), r2_s=_f(gan, "r2_s"))
+    return out
 
 
 def _write_history(loc: Location, history: History) -> None:

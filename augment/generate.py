@@ -79,7 +79,10 @@ def generate(model_dir, out_dir, *, seed: int = 0, storage_options: dict | None 
     n_target = parse_count(n, int(cfg["n_train_items"]))
     if store is not None:
         _check_store(cfg, store, storage_options)
-    spec = CodeSpec.from_bundle(bundle)
+    from mirage.augment.speakers import prepare_generation
+
+    # speaker-aware generators draw each row's speaker code from extra noise columns
+    bundle, spec, speaker_run = prepare_generation(bundle, CodeSpec.from_bundle(bundle), gc)
     loc = Location(str(out_dir), storage_options)
     check_out_dir(loc.url)
     from mirage.featstore.kinds import SHARD_SET, check_output
@@ -93,6 +96,8 @@ def generate(model_dir, out_dir, *, seed: int = 0, storage_options: dict | None 
            "trained_speakers": cfg["speakers"], "version": RUN_VERSION}
     if n_target > WHOLE_PLAN_MAX:
         run["plan"] = "streamed"
+    if speaker_run is not None:  # only then: other runs keep the manifest they had before speaker codes
+        run["speaker_codes"] = speaker_run
 
     lock = WriterLock(loc, loc.url)
     lock.acquire()

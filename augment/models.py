@@ -80,21 +80,29 @@ class AlignmentModel(nn.Module):
 
 
 class Generator(nn.Module):
-    """G(z, c) with c = (one-hot y, standardised t) -> standardised audio embedding ĥ."""
+    """G(z, c) with c = (one-hot y, standardised t, speaker code s) -> standardised audio embedding ĥ
+    (t and s only where the generator is conditioned on them; see augment.speakers for s)."""
 
-    def __init__(self, audio_dim: int, n_classes: int, *, text_dim: int | None, noise_dim: int, hidden: int):
+    def __init__(self, audio_dim: int, n_classes: int, *, text_dim: int | None, noise_dim: int, hidden: int,
+                 speaker_dim: int = 0):
         super().__init__()
         self.n_classes = n_classes
         self.noise_dim = noise_dim
         self.text_dim = text_dim
-        self.net = mlp(noise_dim + n_classes + (text_dim or 0), hidden, audio_dim, depth=2)
+        self.speaker_dim = int(speaker_dim)
+        self.net = mlp(noise_dim + n_classes + (text_dim or 0) + self.speaker_dim, hidden, audio_dim, depth=2)
 
-    def forward(self, z: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None = None,
+                s: torch.Tensor | None = None) -> torch.Tensor:
         parts = [z, nn.functional.one_hot(y, self.n_classes).to(z.dtype)]
         if self.text_dim is not None:
             if t is None:
                 raise ValueError("this generator is conditioned on text; pass t")
             parts.append(t)
+        if self.speaker_dim:
+            if s is None:
+                raise ValueError("this generator is conditioned on a speaker code; pass s (augment.speakers)")
+            parts.append(s.to(z.dtype))
         return self.net(torch.cat(parts, dim=1))
 
 

@@ -17,12 +17,14 @@ from mirage.featstore.errors import ConfigError
 @dataclass
 class Sample:
     """``n`` generated rows: ``audio`` (n, Da) in the store's space, their label names, the
-    text codes they were conditioned on (or None), and each row's normalised MI score."""
+    text codes they were conditioned on (or None), each row's normalised MI score, and for a
+    speaker-aware generator each row's speaker code (augment.speakers; else None)."""
 
     audio: np.ndarray
     labels: list[str]
     text: np.ndarray | None
     mi_score: np.ndarray
+    speaker_code: np.ndarray | None = None
 
 
 class FittedGenerator:
@@ -49,19 +51,26 @@ class FittedGenerator:
         return list(self.bundle.config["labels"])
 
     def sample(self, n: int, labels: str | Sequence[str] | None = None, *, seed: int = 0,
-               balanced: bool = False) -> Sample:
+               balanced: bool = False, **speaker_settings: Any) -> Sample:
         """``n`` rows; ``labels``: one label name for all, one name per row, or None (drawn
-        from the training prior, or uniformly with ``balanced``)."""
+        from the training prior, or uniformly with ``balanced``). ``speaker_settings``:
+        GenerateConfig's speaker_codes / speaker_mix / speaker_extrapolate."""
         import torch
 
+        from mirage.augment.config import GenerateConfig
         from mirage.augment.generate import _forward, _score
         from mirage.augment.sampling import CodeSpec
         from mirage.augment.seeding import numpy_rng, torch_generator
+        from mirage.augment.speakers import prepare_generation
 
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ConfigError(f"n: expected a positive integer, got {n!r}")
-        bundle = self.bundle
-        spec = CodeSpec.from_bundle(bundle)
+        unknown = sorted(set(speaker_settings) - {"speaker_codes", "speaker_mix", "speaker_extrapolate"})
+        if unknown:
+            raise ConfigError(f"sample: unknown setting(s) {unknown}; expected speaker_codes, speaker_mix, speaker_extrapolate")
+        gc = GenerateConfig.from_kwargs(**speaker_settings)
+        # a copy: the cached bundle keeps its plain generator
+        bundle, spec, _ = prepare_generation(self.bundle, CodeSpec.from_bundle(self.bundle), gc)
         names = list(spec.labels)
         if labels is None:
             y = spec.label_plan(int(n), balanced=balanced, seed=seed)
@@ -80,5 +89,7 @@ class FittedGenerator:
             prior = spec.sampling_prior(balanced)
             score = _score(bundle, spec, prior, yt, t, logits, q_t, rows)
         text = bundle.transform("text").inverse(t.numpy()) if t is not None else None
+        coded = getattr(bundle.generator, "speaker_codes", None)
+        codes = coded(z[:, bundle.generator.noise_dim:]) if coded is not None else None
         return Sample(bundle.transform("audio").inverse(h.numpy()), [names[i] for i in y], text,
-                      np.asarray(score.pointwise_score, dtype=np.float32))
+                      np.asarray(score.pointwise_score, dtype=np.float32), codes)
