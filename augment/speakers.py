@@ -16,11 +16,14 @@ carry s in some direction only G and a jointly trained Q know. Its residual vari
 a Gaussian Q(s | ĥ); the bound I(s; ĥ) >= h(s) - E[-log Q(s | ĥ)] is reported with h(s) taken
 as the Gaussian entropy of the training rows' codes, as InfoGAN reports its continuous codes.
 
-Novel speakers (generation, and a share of the fakes in training): an affine combination
-of ``k`` distinct training speakers' codes with Dirichlet(1) weights, stretched by up to
-``extrapolate`` beyond the mixed speakers (w' = (1 + e) w - e / k, e ~ U(0, extrapolate),
-so the weights still sum to 1; DeVries & Taylor 2017 extrapolate between feature vectors
-this way). The randomness comes from uniforms the caller draws from its own seeded stream.
+Novel speakers (generation, and a share of the fakes in training): a mixture of ``k``
+distinct training speakers' codes with Dirichlet(1) weights, each speaker keeping a share of
+at least ``_MIN_SHARE`` (so a novel code is never one training speaker's in disguise), then
+stretched away from the centre of all training speakers by a factor 1 + e, e ~ U(0,
+``extrapolate``): mixing shrinks the spread of the codes towards the centre, the stretch
+gives it back and reaches a little beyond the training speakers (DeVries & Taylor 2017
+extrapolate in feature space the same way). The randomness comes from uniforms the caller
+draws from its own seeded stream.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ log = logging.getLogger(__name__)
 _RIDGE = 0.1
 _VAR_FLOOR = 1e-4   # Q_s residual variance floor (codes are in unit-variance units)
 _U_EPS = 1e-12
+_MIN_SHARE = 0.1    # least weight of each mixed speaker (capped at 0.5 / k for large k)
 
 #: FitConfig fields of this lever: left out of config.json's "hyper" while the lever is off,
 #: so generators fitted without it keep the bytes (and fingerprints) they had before it existed.
@@ -162,15 +166,18 @@ def n_uniforms(n_speakers: int, k: int) -> int:
 
 
 def novel_codes(codes: np.ndarray, u: np.ndarray, *, k: int, extrapolate: float) -> np.ndarray:
-    """(n, d) affine mixtures of ``k`` distinct rows of ``codes`` from ``u`` (n, n_uniforms) in (0, 1)."""
-    n_spk = len(codes)
+    """(n, d) novel codes from ``k`` distinct rows of ``codes`` and ``u`` (n, n_uniforms) in (0, 1)."""
+    c = codes.astype(np.float64)
+    n_spk = len(c)
     u = np.clip(np.asarray(u, dtype=np.float64), _U_EPS, 1 - _U_EPS)
     pick = np.argsort(u[:, :n_spk], axis=1, kind="stable")[:, :k]      # a uniform k-subset (sort keys)
     e = -np.log(u[:, n_spk:n_spk + k])                                   # Exp(1) -> normalised: Dirichlet(1)
-    w = e / e.sum(axis=1, keepdims=True)
-    stretch = extrapolate * u[:, n_spk + k:n_spk + k + 1]
-    w = (1 + stretch) * w - stretch / k
-    return np.einsum("nk,nkd->nd", w, codes.astype(np.float64)[pick]).astype(np.float32)
+    floor = min(_MIN_SHARE, 0.5 / k)
+    w = floor + (1 - k * floor) * e / e.sum(axis=1, keepdims=True)
+    mixed = np.einsum("nk,nkd->nd", w, c[pick])
+    centre = c.mean(axis=0)
+    stretch = 1 + extrapolate * u[:, n_spk + k:n_spk + k + 1]
+    return (centre + stretch * (mixed - centre)).astype(np.float32)
 
 
 def train_codes(codes: np.ndarray, u: np.ndarray) -> np.ndarray:
