@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 
 from mirage.featstore.errors import ConfigError, StoreCorruptError
+from mirage.featstore.standardize import Standardizer, floored_scale
 
 log = logging.getLogger(__name__)
 
 MODES = ("ser", "multimodal")
-_STD_FLOOR = 1e-6  # constant feature dims keep unit scale instead of dividing by ~0
 
 
 @dataclass
@@ -39,8 +39,7 @@ class FeatureTransform:
     def fit(cls, x: np.ndarray, *, var_kept: float = 1.0, max_dim: int | None = None) -> "FeatureTransform":
         x64 = np.asarray(x, dtype=np.float64)
         mean = x64.mean(axis=0)
-        std = x64.std(axis=0)
-        std = np.where(std < _STD_FLOOR, 1.0, std)
+        std = floored_scale(mean, x64.std(axis=0))
         if var_kept >= 1.0:
             return cls(mean.astype(np.float32), std.astype(np.float32))
         z = (x64 - mean) / std
@@ -59,8 +58,12 @@ class FeatureTransform:
     def dim(self) -> int:
         return len(self.mean) if self.basis is None else self.basis.shape[1]
 
+    @property
+    def standardizer(self) -> Standardizer:
+        return Standardizer(self.mean, self.std)
+
     def forward(self, x: np.ndarray) -> np.ndarray:
-        z = (np.asarray(x, dtype=np.float32) - self.mean) / self.std
+        z = self.standardizer.transform(x)
         if self.basis is not None:
             z = (z @ self.basis) / self.scale
         return z.astype(np.float32)
@@ -69,7 +72,7 @@ class FeatureTransform:
         z = np.asarray(z, dtype=np.float32)
         if self.basis is not None:
             z = (z * self.scale) @ self.basis.T
-        return (z * self.std + self.mean).astype(np.float32)
+        return self.standardizer.inverse(z)
 
     def tensors(self, prefix: str) -> dict[str, np.ndarray]:
         out = {f"{prefix}_mean": self.mean, f"{prefix}_std": self.std}

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mirage.featstore.standardize import floored_scale
+
 K_NEIGHBOURS = 5
 MAX_ROWS = 2000
 _BLOCK = 1024  # rows per distance block: memory O(block x n)
@@ -28,8 +30,7 @@ _BLOCK = 1024  # rows per distance block: memory O(block x n)
 
 def _standardise(real: np.ndarray, generated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = real.mean(axis=0)
-    std = real.std(axis=0)
-    std[std < 1e-8] = 1.0
+    std = floored_scale(mean, real.std(axis=0))
     return (real - mean) / std, (generated - mean) / std
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from mirage.featstore.standardize import floored_scale
 from mirage.featstore.errors import ConfigError
 
 from mirage.augment.seeding import numpy_rng
@@ -270,7 +271,7 @@ def plot_embedding(df, out_png: str, *, store, speakers, method: str, max_points
         parts.insert(0, (real[0], real[1], "real"))
     x = np.concatenate([p[0] for p in parts]).astype(np.float64)
     ref = parts[0][0]  # standardise with the real data's statistics when there is real data
-    x = (x - ref.mean(0)) / np.where(ref.std(0) > 1e-8, ref.std(0), 1.0)
+    x = (x - ref.mean(0)) / floored_scale(ref.mean(0), ref.std(0))
     emb = embed_2d(x, method, seed)
     labels = sorted({str(v) for p in parts for v in p[1]})
     cmap = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")

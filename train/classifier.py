@@ -104,35 +104,6 @@ SYNTHETIC_LOSS_FIELDS = ("synthetic_loss", "distill_temperature", "distill_weigh
                          "keep_margin", "keep_nn_quantile", "synthetic_speakers")
 
 
-@dataclass
-class Standardizer:
-    """Per-feature z-scoring with statistics of the real training rows of one fold."""
-
-    mean: np.ndarray
-    scale: np.ndarray
-
-    @classmethod
-    def fit(cls, x: np.ndarray) -> "Standardizer":
-        x64 = np.asarray(x, dtype=np.float64)
-        return cls.from_moments(len(x64), x64.sum(axis=0), np.square(x64).sum(axis=0))
-
-    @classmethod
-    def from_moments(cls, n: int, total: np.ndarray, total_sq: np.ndarray) -> "Standardizer":
-        if n < 1:
-            raise ConfigError("expected at least one training row to standardise on, got none")
-        mean = total / n
-        var = np.maximum(total_sq / n - mean ** 2, 0.0)
-        scale = np.sqrt(var)
-        scale[scale < 1e-8] = 1.0
-        return cls(mean.astype(np.float32), scale.astype(np.float32))
-
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        return ((np.asarray(x, dtype=np.float32) - self.mean) / self.scale).astype(np.float32, copy=False)
-
-    def torch(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - torch.from_numpy(self.mean)) / torch.from_numpy(self.scale)
-
-
 @contextlib.contextmanager
 def seeded(seed: int, num_threads: int) -> Iterator[None]:
     """Own RNG state and thread count for one fit; the caller's are restored afterwards."""

@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 from mirage.featstore.errors import ConfigError
-from mirage.train.classifier import ClassifierConfig, Standardizer, fit_in_memory, predict
+from mirage.featstore.standardize import Standardizer
+from mirage.train.classifier import ClassifierConfig, fit_in_memory, predict
 from mirage.train.experiment import CONFUSION_NAME, METRICS_NAME, locked_run
 from mirage.train.metrics import confusion, plot_confusion, summary
 from mirage.train.outputs import out_path, write_json
@@ -186,7 +187,7 @@ def prepare_cross(train: str | Sequence[str], test: str, *, mapping: dict, norma
         x_test = Standardizer.fit(x_test).transform(x_test)
     x_train = np.concatenate(x_parts)
     if normalise == "none":
-        scaler = Standardizer(np.zeros(x_train.shape[1], np.float32), np.ones(x_train.shape[1], np.float32))
+        scaler = Standardizer.identity(x_train.shape[1])
     else:
         scaler = Standardizer.fit(x_train)  # the training corpora only
     speakers = tp.items.loc[tok, "speaker"].astype(str).to_numpy() if "speaker" in tp.items else np.array([])

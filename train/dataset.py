@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from mirage.featstore.errors import ConfigError
-from mirage.train.classifier import Standardizer
+from mirage.featstore.standardize import Standardizer, floored_scale
 from mirage.train.loaders import Source, cached_store, load_rows, store_token
 from mirage.train.synthetic import SyntheticData
 
@@ -200,10 +200,8 @@ def normalise_speakers(real: RealData, train_idx: np.ndarray, test_idx: np.ndarr
                 x = np.asarray(real.h[rows], np.float64)
                 var += ((x - x.mean(axis=0)) ** 2).sum(axis=0)
                 n += len(rows)
-    x_train = np.asarray(real.h[train_idx], np.float64)
-    pool_scale = np.sqrt(var / max(n, 1))
-    pool_scale[pool_scale < 1e-8] = 1.0
-    pool = Standardizer(x_train.mean(axis=0).astype(np.float32), pool_scale.astype(np.float32))
+    x_mean = np.asarray(real.h[train_idx], np.float64).mean(axis=0)
+    pool = Standardizer(x_mean.astype(np.float32), floored_scale(x_mean, np.sqrt(var / max(n, 1))).astype(np.float32))
     return replace(real, h=h, speaker_pool=pool)
 
 
@@ -255,10 +253,6 @@ def _paired_real(real: RealData, train_idx: np.ndarray, synth: SyntheticData, rn
     return out
 
 
-def identity_scaler(dim: int) -> Standardizer:
-    return Standardizer(np.zeros(dim, np.float32), np.ones(dim, np.float32))
-
-
 def assemble(real: RealData, train_idx: np.ndarray, synth: SyntheticData | None, *, mode: str,
              rng: np.random.Generator, normalise: str = DEFAULT_NORMALISE) -> TrainingSet:
     """The fold's standardised training rows (real + every applicable synthetic combination).
@@ -268,7 +262,7 @@ def assemble(real: RealData, train_idx: np.ndarray, synth: SyntheticData | None,
     asked, is :func:`prepare_fold`'s, done before). Synthetic rows must already be in
     ``real``'s space."""
     x_real = real.features(train_idx)
-    scaler = identity_scaler(x_real.shape[1]) if check_normalise(normalise) == "none" else Standardizer.fit(x_real)
+    scaler = Standardizer.identity(x_real.shape[1]) if check_normalise(normalise) == "none" else Standardizer.fit(x_real)
     n_real = len(train_idx)
     spk = real.items["speaker"].astype(str).to_numpy()[train_idx] if "speaker" in real.items.columns else None
     if synth is None or synth.n == 0:

@@ -20,7 +20,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mirage.train.classifier import ClassifierConfig, Standardizer, fit_streaming, predict
+from mirage.featstore.standardize import Standardizer
+from mirage.train.classifier import ClassifierConfig, fit_streaming, predict
 from mirage.train.dataset import RealData, TrainingSet
 from mirage.train.folds import Fold
 from mirage.train.loaders import BlockStream, Source, load_rows, row_moments
@@ -158,10 +159,12 @@ def locked_run(fn=None, *, out_arg: int = 1):
         check_out_dir(str(out))
         from mirage.featstore.kinds import RUN, check_output
 
-        check_output(str(out), RUN, flag="--out", storage_options=kwargs.get("storage_options"))
+        runtime = kwargs.get("runtime")
+        options = kwargs.get("storage_options") or (runtime.storage_options if runtime is not None else None)
+        check_output(str(out), RUN, flag="--out", storage_options=options)
         from mirage.train.stores import run_stores
 
-        with WriterLock(Location(str(out), kwargs.get("storage_options")), f"run folder {out}"), run_stores():
+        with WriterLock(Location(str(out), options), f"run folder {out}"), run_stores():
             return fn(*args, **kwargs)
 
     return wrapper

@@ -51,7 +51,8 @@ def train_final(real, *, cfg, mode: str, layer, normalise: str, seed: int, out: 
 
     from mirage.featstore.store.location import Location
     from mirage.featstore.store.base import tool_version
-    from mirage.train.classifier import Standardizer, fit_in_memory
+    from mirage.featstore.standardize import Standardizer
+    from mirage.train.classifier import fit_in_memory
     from mirage.train.layers import fit_layer_weights, weighted_view
     from mirage.train.seeds import derive_seed
 
@@ -64,7 +65,7 @@ def train_final(real, *, cfg, mode: str, layer, normalise: str, seed: int, out: 
         layer_fit = fit_layer_weights(real.layers, real.y, len(real.labels), seed=derive_seed(seed, "layers", "final"))
         real = replace(real, h=weighted_view(real.layers, *layer_fit))
     x = real.features(every)
-    scaler = (Standardizer(np.zeros(x.shape[1], np.float32), np.ones(x.shape[1], np.float32)) if normalise == "none"
+    scaler = (Standardizer.identity(x.shape[1]) if normalise == "none"
               else Standardizer.fit(x))
     model = fit_in_memory(scaler.transform(x), real.y, np.ones(real.n, np.float32), n_classes=len(real.labels), cfg=cfg,
                           seed=derive_seed(seed, "classifier", "final"))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mirage.featstore.standardize import floored_scale
 from mirage.featstore.errors import ConfigError
 
 LAYERS_ARRAY = "audio_layers"
@@ -67,8 +68,7 @@ def fit_layer_weights(layers: np.ndarray, y: np.ndarray, n_classes: int, *, seed
 
     x = np.asarray(layers, dtype=np.float64)
     mean = x.mean(axis=0)
-    scale = x.std(axis=0)
-    scale[scale < 1e-8] = 1.0
+    scale = floored_scale(mean, x.std(axis=0))
     with seeded(seed, 1):
         z = torch.from_numpy(((x - mean) / scale).astype(np.float32))
         target = torch.from_numpy(np.array(y, dtype=np.int64))

@@ -37,7 +37,8 @@ import numpy as np
 import pandas as pd
 
 from mirage.featstore.errors import ConfigError, TrainingDivergedError
-from mirage.train.classifier import Standardizer, seeded
+from mirage.featstore.standardize import Standardizer
+from mirage.train.classifier import seeded
 from mirage.train.experiment import FoldResult, round_floats, summarize, write_metrics, locked_run
 from mirage.train.fit import FitResult
 from mirage.train.folds import Fold, corpus_name, make_folds

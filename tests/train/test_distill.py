@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from mirage.cli.train import main
 from mirage.featstore.errors import ConfigError
 from mirage.featstore.store import open_store
-from mirage.train.classifier import ClassifierConfig, Standardizer, fit_in_memory, predict
+from mirage.featstore.standardize import Standardizer
+from mirage.train.classifier import ClassifierConfig, fit_in_memory, predict
 from mirage.train.dataset import TrainingSet
 from mirage.train.distill import fit_fold, nearest_distance, select_rows
 from tests.train.helpers import make_shards
