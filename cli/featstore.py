@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mirage.cli.common import LayerChoice, echo_json, run, storage_options_option, verbosity_option
+from mirage.cli.common import echo_json, given_settings, run, settings_options, storage_options_option, verbosity_option
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -31,49 +31,30 @@ def extractors():
         click.echo(f"{e['name']:<16} {e['kind']:<6} needs {e['needs']:<52} {e['description']}")
 
 
+def _extract_options(fn):
+    from mirage.featstore.extract_config import ExtractConfig
+
+    return settings_options(ExtractConfig)(fn)
+
+
 @main.command()
 @click.option("--corpus", required=True, help="Corpus name (see `featstore corpora`).")
-@click.option("--root", default=None, help="Corpus folder in its native layout (the demo corpus needs none).")
 @click.option("--store", required=True, help="Output store: a path or fsspec URL (.zarr folder or .h5 file).")
-@click.option("--format", "format_", type=click.Choice(["zarr", "hdf5"]), default="zarr", show_default=True)
-@click.option("--audio-model", default=None, help="whisper-base (the default), whisper-tiny.en, logmel, egemaps, or a HF model id/path.")
-@click.option("--audio-layer", type=LayerChoice("all"), default=None,
-              help="Hidden layer of a Whisper/HF audio model (default: Whisper's middle layer, 3 of 6 for base; HF models: the last); "
-                   "'all' also stores every layer as audio_layers.")
-@click.option("--window-s", default=None, metavar="auto|N",
-              help="Whisper: pad each clip to N-s windows (default 30, Whisper's own input) or encode it at its own "
-                   "length rounded up to whole seconds (auto: ~20x faster on short clips, slightly lower UAR).")
-@click.option("--pooling", type=click.Choice(["mean", "meanstd"]), default=None, help="Pooling over frames (default: the extractor's own; logmel meanstd, models mean).")
-@click.option("--text-model", default="minilm", show_default=True, help="minilm, none, or a HF model id/path.")
-@click.option("--text-layer", type=int, default=None, help="Hidden layer of a HF text model (default: last).")
-@click.option("--batch-size", type=int, default=8, show_default=True)
-@click.option("--chunk-rows", type=int, default=None, help="Rows per chunk (= per resumable unit); default: auto.")
+@_extract_options
 @click.option("--workers", type=int, default=0, help="Run on a local Dask cluster with N worker processes.")
 @click.option("--scheduler", default=None, help="Address of an existing Dask scheduler (tcp://host:port).")
-@click.option("--device", default="cpu", show_default=True, help="torch device for the models.")
-@click.option("--strict", is_flag=True, help="Stop at the first bad audio file instead of skipping it.")
-@click.option("--overwrite", is_flag=True, help="Replace a store made with other settings.")
-@click.option("--limit", type=int, default=None, help="Only the first N items (for a quick try).")
-@click.option("--views", default=None, metavar="SPEC,...",
-              help="Augmented views to store beside each item, e.g. clean,noise:snr=10,speed:0.9,pitch:2,reverb "
-                   "(noise kinds: white, pink, brown, babble; one row per item and view, see `featstore info`).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the views' random parameters.")
-@click.option("--unlabelled-root", default=None, metavar="DIR",
-              help="Also extract every audio file under DIR as an unlabelled item (for --method mtl-aug's auxiliary losses; "
-                   "speaker = first sub-folder).")
 @storage_options_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @verbosity_option
-def extract(corpus, root, store, format_, audio_model, audio_layer, window_s, pooling, text_model, text_layer, batch_size,
-            chunk_rows, workers, scheduler, device, strict, overwrite, limit, views, seed, unlabelled_root, storage_options, quiet):
+def extract(corpus, store, workers, scheduler, storage_options, quiet, **options):
     """Extract embeddings for a whole corpus into a feature store (resumable)."""
     from mirage.featstore.extract import extract as run_extract
+    from mirage.featstore.extract_config import ExtractConfig
+    from mirage.featstore.runtime import Runtime
 
-    res = run(run_extract, corpus, store=store, root=root, audio_model=audio_model, audio_layer=audio_layer,
-              window_s=window_s, pooling=pooling, text_model=text_model, text_layer=text_layer, format=format_, batch_size=batch_size,
-              chunk_rows=chunk_rows, workers=workers, scheduler=scheduler, strict=strict, overwrite=overwrite,
-              storage_options=storage_options, device=device, progress=not quiet, limit=limit, views=views, seed=seed,
-              unlabelled_root=unlabelled_root)
+    settings, _ = given_settings(options, ExtractConfig)
+    runtime = run(Runtime, storage_options=storage_options, workers=workers, scheduler=scheduler, progress=not quiet)
+    res = run(run_extract, corpus, store=store, config=run(ExtractConfig.from_kwargs, **settings), runtime=runtime)
     s = res.store
     if res.already_complete:
         click.echo(f"{s.url}: already complete ({s.n_items} items); nothing to do")

@@ -21,6 +21,8 @@ import pandas as pd
 
 from mirage.featstore import audio as audio_io
 from mirage.featstore.errors import BadAudioError, ConfigError
+from mirage.featstore.extract_config import ExtractConfig
+from mirage.featstore.runtime import Runtime
 from mirage.featstore.store.base import STATUS_OK, STATUS_SKIPPED, FeatureStore
 from mirage.featstore.store.writer import StoreWriter
 
@@ -188,87 +190,83 @@ def _dask_units(writer: StoreWriter, units, audio_ex, text_ex, *, batch_size: in
             fut.cancel()
 
 
-def extract(corpus: str | pd.DataFrame, *, store: str, root: str | None = None, audio_model: str | None = None,
-            audio_layer: int | str | None = None, window_s: str | int | None = None, pooling: str | None = None, text_model: str | None = "minilm",
-            text_layer: int | None = None, format: str = "zarr", batch_size: int = 8, chunk_rows: int | None = None,
-            workers: int = 0, scheduler: str | None = None, strict: bool = False, overwrite: bool = False,
-            storage_options: dict[str, Any] | None = None, device: str = "cpu", cache_dir: str | None = None,
-            progress: bool = True, limit: int | None = None, views: str | None = None, seed: int = 0,
-            unlabelled_root: str | None = None) -> ExtractResult:
+def extract(corpus: str | pd.DataFrame, *, store: str, config: ExtractConfig | None = None,
+            runtime: Runtime | None = None, cache_dir: str | None = None, workers: int = 0,
+            scheduler: str | None = None, storage_options: dict[str, Any] | None = None,
+            progress: bool | None = None, **settings: Any) -> ExtractResult:
     """Extract audio (and text) embeddings for every item of a corpus into ``store``.
 
-    ``corpus`` is a registered corpus name or a ready item table. Rerunning the same call
-    after a crash resumes; a finished store with the same settings is returned untouched.
-    ``views`` (e.g. ``clean,noise:snr=10``; see :mod:`featstore.views`) stores one row per item
-    and view, the views' random parameters drawn from ``seed``. ``unlabelled_root`` adds every
-    audio file under that folder as an unlabelled item (:mod:`featstore.corpora.unlabelled`),
-    after ``limit`` is applied to the corpus's own items.
+    ``corpus`` is a registered corpus name or a ready item table. ``config`` holds the
+    settings (:class:`featstore.extract_config.ExtractConfig`; or give its fields as keywords);
+    ``runtime`` how the work runs (:class:`featstore.runtime.Runtime`; or give ``workers``,
+    ``scheduler``, ``storage_options``, ``progress``). Rerunning the same call after a crash
+    resumes; a finished store with the same settings is returned untouched. ``views`` (e.g.
+    ``clean,noise:snr=10``; see :mod:`featstore.views`) stores one row per item and view, the
+    views' random parameters drawn from ``seed``. ``unlabelled_root`` adds every audio file under
+    that folder as an unlabelled item (:mod:`featstore.corpora.unlabelled`), after ``limit`` is
+    applied to the corpus's own items.
     """
     from mirage.featstore.corpora import get_corpus
-    from mirage.featstore.extractors import DEFAULT_AUDIO, get_audio_extractor, get_text_extractor
-
-    audio_model = audio_model or DEFAULT_AUDIO
     from mirage.featstore.device import check_device
+    from mirage.featstore.extractors import DEFAULT_AUDIO, get_audio_extractor, get_text_extractor
     from mirage.featstore.memory import hold_mmap_threshold
 
-    check_device(device)
-    hold_mmap_threshold()  # peak memory follows the batch of windows, not the clip length  # before any folder is made: a bad --device fails in the first model call
-    if chunk_rows is not None and (isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1):
-        raise ConfigError(f"--chunk-rows: expected a positive number of rows, got {chunk_rows!r}")
-    if batch_size < 1:
-        raise ConfigError(f"--batch-size: expected a positive integer, got {batch_size}")
-    if workers and scheduler:
-        raise ConfigError("expected either --workers (local Dask cluster) or --scheduler (existing cluster), got both")
+    if config is None:
+        config = ExtractConfig.from_kwargs(**settings)
+    elif settings:
+        raise ConfigError(f"expected either config= or settings as keywords, got both ({', '.join(sorted(settings))})")
+    runtime = Runtime.resolve(runtime, workers=workers, scheduler=scheduler, storage_options=storage_options,
+                              progress=progress)
+    cfg = config
+    audio_model = cfg.audio_model or DEFAULT_AUDIO
+    check_device(cfg.device)  # before any folder is made: a bad --device fails here, not in the first model call
+    hold_mmap_threshold()  # peak memory follows the batch of windows, not the clip length
     if isinstance(corpus, pd.DataFrame):
         items, corpus_name = corpus, "custom"
     else:
-        items, corpus_name = get_corpus(corpus).load_items(root, cache_dir=cache_dir), corpus
-    if limit is not None:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ConfigError(f"--limit: expected a positive number of items, got {limit!r}")
-        items = items.iloc[:limit]
-    if unlabelled_root:
+        items, corpus_name = get_corpus(corpus).load_items(cfg.root, cache_dir=cache_dir), corpus
+    if cfg.limit is not None:
+        items = items.iloc[:cfg.limit]
+    if cfg.unlabelled_root:
         from mirage.featstore.corpora.unlabelled import add_unlabelled
 
-        items = add_unlabelled(items, unlabelled_root)
-    if views:
+        items = add_unlabelled(items, cfg.unlabelled_root)
+    if cfg.views:
         from mirage.featstore.views import expand_plan, parse_views
 
-        view_specs = parse_views(views)
-        items = expand_plan(items, view_specs, seed=seed)
-    audio_ex = get_audio_extractor(audio_model, layer=audio_layer, pooling=pooling, device=device, window_s=window_s)
-    text_ex = get_text_extractor(text_model, layer=text_layer, device=device) if text_model and text_model != "none" else None
+        view_specs = parse_views(cfg.views)
+        items = expand_plan(items, view_specs, seed=cfg.seed)
+    audio_ex = get_audio_extractor(audio_model, layer=cfg.audio_layer, pooling=cfg.pooling, device=cfg.device,
+                                   window_s=cfg.window_s)
+    text_ex = (get_text_extractor(cfg.text_model, layer=cfg.text_layer, device=cfg.device)
+               if cfg.text_model and cfg.text_model != "none" else None)
     arrays = {"audio": audio_ex.dim, **({"text": text_ex.dim} if text_ex is not None else {})}
     if audio_ex.layer_states_shape is not None:
         arrays[LAYERS_ARRAY] = tuple(audio_ex.layer_states_shape)
     metadata = {"kind": "features", "corpus": corpus_name,
                 "extractors": {"audio": audio_ex.config(), "text": text_ex.config() if text_ex is not None else None}}
-    if views:
-        metadata["views"] = {"specs": [v.spec for v in view_specs], "seed": int(seed)}
+    if cfg.views:
+        metadata["views"] = {"specs": [v.spec for v in view_specs], "seed": int(cfg.seed)}
     t0 = time.perf_counter()
-    with StoreWriter(store, plan=items, arrays=arrays, metadata=metadata, format=format, chunk_rows=chunk_rows,
-                     storage_options=storage_options, overwrite=overwrite) as writer:
+    with StoreWriter(store, plan=items, arrays=arrays, metadata=metadata, format=cfg.format, chunk_rows=cfg.chunk_rows,
+                     storage_options=runtime.storage_options, overwrite=cfg.overwrite) as writer:
         pending = writer.pending_units()
         n_total = len(writer.units())
         if writer.already_complete:
             log.info("%s is already complete; nothing to do", store)
             return ExtractResult(writer.finalize(), 0, n_total, 0.0, time.perf_counter() - t0, True)
         log.info("%d of %d units to extract (%d rows each)", len(pending), n_total, writer.chunk_rows)
-        audio_s = _run_units(writer, pending, audio_ex, text_ex, batch_size=batch_size, strict=strict,
-                             workers=workers, scheduler=scheduler, progress=progress)
+        audio_s = _run_units(writer, pending, audio_ex, text_ex, batch_size=cfg.batch_size, strict=cfg.strict,
+                             runtime=runtime)
         result = writer.finalize()
     return ExtractResult(result, len(pending), n_total, audio_s, time.perf_counter() - t0, False)
 
 
-def _run_units(writer, pending, audio_ex, text_ex, *, batch_size, strict, workers, scheduler, progress) -> float:
-    from tqdm.auto import tqdm
-
-    from mirage.featstore.dask_utils import dask_client
-
+def _run_units(writer, pending, audio_ex, text_ex, *, batch_size: int, strict: bool, runtime: Runtime) -> float:
     n_rows = sum(e - s for s, e in pending)
     audio_s = 0.0
-    with tqdm(total=n_rows, unit="utt", desc="extract", disable=not progress, mininterval=1.0) as bar:
-        with dask_client(workers=workers, scheduler=scheduler) as client:
+    with runtime.bar(total=n_rows, unit="utt", desc="extract") as bar:
+        with runtime.dask() as client:
             stream = (_dask_units(writer, pending, audio_ex, text_ex, batch_size=batch_size, strict=strict, client=client)
                       if client is not None else
                       _local_units(writer, pending, audio_ex, text_ex, batch_size=batch_size, strict=strict))

@@ -43,6 +43,37 @@ class OptionSpec:
 
 
 _KINDS = {"float": "float", "int": "int", "bool": "bool", "str": "str"}
+_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+
+
+def _base_kind(f: dataclasses.Field) -> str:
+    return str(f.type).replace("Optional[", "").replace("]", "").split("|")[0].strip()
+
+
+def parse_text(cls, name: str, text: str, *, flag: str) -> Any:
+    """``text`` (a ``KEY=VALUE`` option's value) as the type of field ``name`` of ``cls``.
+
+    A field that may be None takes ``none``/``null``; a name that is no field is returned as
+    text (the dataclass's own check then names it). Raises ConfigError naming ``flag``."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if name not in fields:
+        return text
+    f, value = fields[name], str(text).strip()
+    if value.lower() in ("none", "null") and ("None" in str(f.type) or f.default is None):
+        return None
+    kind = f.metadata.get("cli_kind") or _base_kind(f)
+    try:
+        if kind == "bool":
+            if value.lower() not in _TRUE | _FALSE:
+                raise ValueError(value)
+            return value.lower() in _TRUE
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+    except ValueError:
+        raise ConfigError(f"{flag} {name}: expected a{'n' if kind == 'int' else ''} {kind}, got {text!r}") from None
+    return value
 
 
 def option_specs(cls, *, exclude: tuple[str, ...] = ()) -> list[OptionSpec]:
@@ -52,7 +83,7 @@ def option_specs(cls, *, exclude: tuple[str, ...] = ()) -> list[OptionSpec]:
         meta = f.metadata
         if "help" not in meta or not meta.get("cli", True) or f.name in exclude:
             continue
-        base = meta.get("cli_kind") or str(f.type).replace("Optional[", "").replace("]", "").split("|")[0].strip()
+        base = meta.get("cli_kind") or _base_kind(f)
         if base not in _KINDS:
             raise TypeError(f"{cls.__name__}.{f.name}: expected a float, int, bool or str field for the CLI, got {f.type!r}")
         specs.append(OptionSpec(f.name, meta.get("flag") or "--" + f.name.replace("_", "-"), _KINDS[base],

@@ -10,12 +10,15 @@ the matching command, returning a result object); nothing is imported until a ca
 >>> mirage.generate("gen/", "synth/", n="4x", min_mi=0.6)
 >>> mirage.fit("emodb.zarr", "runs/r1", evaluation="loso").metrics["uar_mean"]
 >>> mirage.compare("emodb.zarr", "runs/cmp", methods="none,infogan").table
+>>> cfg = mirage.CompareConfig(methods="none,infogan", n="1x", normalise="speaker")
+>>> mirage.compare("emodb.zarr", "runs/cmp2", cfg, runtime=mirage.Runtime(workers=2))
 >>> mirage.predict("runs/r1", "emodb.zarr", "pred.parquet")    # after fit(..., final=True)
 """
 
 from __future__ import annotations
 
-__all__ = ["extract", "fit_generator", "generate", "fit", "compare", "predict", "FittedGenerator"]
+__all__ = ["extract", "fit_generator", "generate", "fit", "compare", "predict", "FittedGenerator", "Runtime",
+           "ExtractConfig", "FitConfig", "GenerateConfig", "ClassifierConfig", "CompareConfig"]
 
 
 def extract(corpus, **kwargs):
@@ -61,9 +64,16 @@ def predict(model, store, out, **kwargs):
     return predict_store(model, store, out, **kwargs)
 
 
-def __getattr__(name):
-    if name == "FittedGenerator":
-        from mirage.augment.sampler import FittedGenerator
+#: The settings and runtime objects the calls take (``config=``, ``runtime=``), imported on first use.
+_LAZY = {"FittedGenerator": "mirage.augment.sampler", "Runtime": "mirage.featstore.runtime",
+         "ExtractConfig": "mirage.featstore.extract_config", "FitConfig": "mirage.augment.config",
+         "GenerateConfig": "mirage.augment.config", "ClassifierConfig": "mirage.train.classifier",
+         "CompareConfig": "mirage.train.compare_config"}
 
-        return FittedGenerator
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'mirage' has no attribute {name!r}")

@@ -37,8 +37,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from mirage.featstore.errors import ConfigError
-from mirage.train.classifier import ClassifierConfig
-from mirage.train.dataset import RealData, check_mode, check_normalise, load_real, prepare_fold
+from mirage.featstore.runtime import Runtime
+from mirage.train.compare_config import DEFAULT_METHODS, CompareConfig, parse_methods  # noqa: F401  (re-exported)
+from mirage.train.dataset import RealData, load_real, prepare_fold
 from mirage.train.experiment import FoldResult, round_floats, summarize, write_metrics, locked_run
 from mirage.train.folds import Fold, corpus_name, make_folds
 from mirage.train.methods import BASELINE_GRID, REGISTRY, Job, RunContext, evaluate, get
@@ -47,13 +48,11 @@ from mirage.train.methods.generative import GENERATOR_OPTIONS, slug as _slug
 from mirage.train.metrics import plot_bars
 from mirage.train.outputs import out_path, write_json, write_text
 from mirage.train.seeds import derive_seed
-from mirage.train.select import INNER_FOLDS, check_select, grid, select_fold
+from mirage.train.select import INNER_FOLDS, grid, select_fold
 
 log = logging.getLogger(__name__)
 
 METHODS = tuple(REGISTRY)
-#: What ``compare`` runs when not told (the CLI's default leaves auto out).
-DEFAULT_METHODS = ("none", "smote", "mixup", "noise", "cgan", "infogan", "auto")
 GENERATIVE = tuple(n for n, m in REGISTRY.items() if m.generator)
 
 
@@ -67,14 +66,6 @@ class CompareResult:
     @property
     def message(self) -> str:
         return self.markdown + f"\n-> {self.path}"
-
-
-def parse_methods(methods: str | Sequence[str]) -> list[str]:
-    names = [m.strip().lower() for m in (methods.split(",") if isinstance(methods, str) else methods) if m.strip()]
-    unknown = [m for m in names if m not in REGISTRY]
-    if unknown or not names:
-        raise ConfigError(f"--methods: expected a comma-separated subset of {','.join(REGISTRY)}, got {methods!r}")
-    return list(dict.fromkeys(names))
 
 
 def generate_for_fold(store: str, out_dir: str, *, mode: str, exclude_speakers: Sequence[str],
@@ -169,14 +160,17 @@ def _run_jobs(jobs: Sequence[Job], run: RunContext, *, progress: bool = False,
 
 
 @locked_run
-def compare(store: str, out: str, *, methods: str | Sequence[str] = DEFAULT_METHODS, n: str | int = "4x",
-            min_mi: float | None = None, mode: str = "ser", evaluation: str = "loso", classifier: str = "linear",
-            seed: int = 0, workers: int = 0, scheduler: str | None = None, lambda_mi: float | None = None,
-            storage_options: dict[str, Any] | None = None, classifier_options: dict[str, Any] | None = None,
-            generator_options: dict[str, Any] | None = None, generate_options: dict[str, Any] | None = None,
-            baseline_options: dict[str, dict[str, Any]] | None = None, progress: bool = False,
-            normalise: str = "global", select: str = "none", cache: str | None = None) -> CompareResult:
+def compare(store: str, out: str, config: CompareConfig | None = None, *, runtime: Runtime | None = None,
+            workers: int = 0, scheduler: str | None = None, storage_options: dict[str, Any] | None = None,
+            progress: bool | None = None, **settings: Any) -> CompareResult:
     """Run every method on the same folds; write ``out/compare.json``, ``compare.md`` and plots.
+
+    ``config`` holds the settings (:class:`train.compare_config.CompareConfig`, or give them as
+    keywords: ``methods``, ``n``, ``min_mi``, ``mode``, ``evaluation``, ``seed``, ``normalise``,
+    ``select``, ``lambda_mi``, ``cache``, ``classifier`` (kind) + ``classifier_options``,
+    ``generator_options``, ``generate_options``, ``baseline_options``); ``runtime`` how it runs
+    (:class:`featstore.runtime.Runtime`, or ``workers``, ``scheduler``, ``storage_options``,
+    ``progress``).
 
     ``normalise`` (see :mod:`train.dataset`) applies to every method alike: the baselines
     augment the fold's rows after normalisation; with ``speaker`` the generators are fitted
@@ -192,28 +186,21 @@ def compare(store: str, out: str, *, methods: str | Sequence[str] = DEFAULT_METH
 
     ``cache``: where fingerprinted jobs and fold results are kept (:mod:`train.methods.cache`):
     None = inside ``out``; a folder shared by runs; ``"off"`` = no reuse."""
-    from tqdm.auto import tqdm
-
     from mirage.train.methods.cache import RunCache
 
-    from mirage.featstore.dask_utils import dask_client
-
-    names = parse_methods(methods)
-    check_mode(mode)
-    normalise = check_normalise(normalise)
-    select = check_select(select)
-    cfg = ClassifierConfig.from_kwargs(kind=classifier, **(classifier_options or {}))
-    if min_mi is not None:
-        from mirage.augment.counts import parse_unit_float  # the one home of the --min-mi check
-
-        min_mi = parse_unit_float(min_mi, flag="--min-mi")
-    gen_opts = {"num_threads": 1, **(generator_options or {})}
-    if any(m in GENERATIVE for m in names):
-        from mirage.augment.fit import check_fit_options
-
-        check_fit_options(**gen_opts)  # fail before any work on a misspelt setting
+    if config is None:
+        config = CompareConfig.from_kwargs(**settings)
+    elif settings:
+        raise ConfigError(f"expected either config= or settings as keywords, got both ({', '.join(sorted(settings))})")
+    runtime = Runtime.resolve(runtime, workers=workers, scheduler=scheduler, storage_options=storage_options,
+                              progress=False if progress is None and runtime is None else progress)
+    cc = config
+    names, cfg, seed, n, min_mi, lambda_mi = cc.method_names, cc.classifier, cc.seed, cc.n, cc.min_mi, cc.lambda_mi
+    mode, evaluation, normalise, select, cache = cc.mode, cc.evaluation, cc.normalise, cc.select, cc.cache
+    gen_opts, generate_options, baseline_options = cc.generator, cc.generation, cc.baselines
+    storage_options, progress = runtime.storage_options, runtime.progress
     t0 = time.perf_counter()
-    with dask_client(workers=workers, scheduler=scheduler) as client:
+    with runtime.dask() as client:
         real = load_real(store, mode=mode, storage_options=storage_options, client=client)
         options = {**(baseline_options or {}), GENERATOR_OPTIONS: {
             "lambda_mi": lambda_mi, "min_mi": min_mi, "generator_options": gen_opts,
@@ -237,18 +224,18 @@ def compare(store: str, out: str, *, methods: str | Sequence[str] = DEFAULT_METH
                 jobs.setdefault(job.key, job)
         run.generated.update(_run_jobs(list(jobs.values()), run, progress=progress, pending_stores=pending))
         per_method: dict[str, list[FoldResult]] = {m: [] for m in names}
-        for fold in tqdm(folds, desc="train compare: classifiers per fold", disable=not progress):
+        for fold in runtime.bar(iterable=folds, desc="train compare: classifiers per fold", mininterval=0.1):
             rows = fold_rows(run, fold)
             cls_seed = derive_seed(seed, "classifier", fold.name)
-            settings = select_fold(run, fold, names, select)
+            chosen = select_fold(run, fold, names, select)
             for name in names:
-                ctx = fold_context(run, fold, rows, settings.get(name, {}), (fold.name,), cls_seed)
+                ctx = fold_context(run, fold, rows, chosen.get(name, {}), (fold.name,), cls_seed)
                 per_method[name].append(evaluate(name, ctx))
     from mirage.train.synthetic import note_empty_synthetic
 
     for method, note in note_empty_synthetic(per_method, GENERATIVE, min_mi).items():  # said, not a silent `none`
         run.extras.setdefault(method, {}).update(note)
-    config = {
+    run_config = {
         "store": real.url, "store_content_hash": real.metadata.get("content_hash"), "corpus": corpus_name(real.metadata),
         "methods": names, "n": str(n), "min_mi": min_mi, "mode": mode, "eval": evaluation, "seed": int(seed),
         "lambda_mi": lambda_mi, "classifier": cfg.to_json(), "generator_options": gen_opts,
@@ -263,7 +250,8 @@ def compare(store: str, out: str, *, methods: str | Sequence[str] = DEFAULT_METH
 
     # read before the new compare.json replaced it: an old --out keeps no other run's method folders
     remove_stale_methods(out, names, storage_options)
-    table = _write_outputs(out, names, per_method, real.labels, config, extras=run.extras, storage_options=storage_options)
+    table = _write_outputs(out, names, per_method, real.labels, run_config, extras=run.extras,
+                           storage_options=storage_options)
     stats = run.cache.stats if run.cache is not None else {}
     log.info("train compare: %d methods x %d folds in %.1f s (cache %s)", len(names), len(folds),
              time.perf_counter() - t0, stats or "off")

@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 
 from mirage.featstore.errors import ConfigError
-from mirage.train.classifier import ClassifierConfig
-from mirage.train.dataset import (RealData, assemble, check_mode, check_normalise, for_fold, load_real, prepare_fold, real_items,
-                           store_columns)
+from mirage.featstore.runtime import Runtime
+from mirage.train.dataset import RealData, assemble, for_fold, load_real, prepare_fold, real_items, store_columns
 from mirage.train.experiment import FoldResult, evaluate_in_memory, evaluate_streaming, summarize, write_metrics, locked_run
+from mirage.train.fit_config import LOADERS, TrainFitConfig  # noqa: F401  (LOADERS re-exported)
 from mirage.train.folds import assign_shards, corpus_name, make_folds
 from mirage.train.loaders import cached_store
 from mirage.train.seeds import derive_seed
@@ -31,7 +31,6 @@ from mirage.train.synthetic import SOURCE_HASH_COLUMN, load_synthetic, read_mani
 
 log = logging.getLogger(__name__)
 
-LOADERS = ("auto", "memory", "stream")
 
 
 @dataclass
@@ -76,14 +75,16 @@ def _estimate_bytes(store, columns: tuple[str, ...], per_fold: dict[str, pd.Data
 
 
 @locked_run
-def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser", evaluation: str = "loso",
-        classifier: str = "linear", seed: int = 0, min_mi: float | None = None, loader: str = "auto",
-        max_memory_mb: float = 2048.0, workers: int = 0, scheduler: str | None = None, loader_workers: int = 0,
-        storage_options: dict[str, Any] | None = None, classifier_options: dict[str, Any] | None = None,
-        progress: bool = False, layer: int | str | None = None, normalise: str = "global",
-        test_views: str | Sequence[str] | None = None, train_views: str | Sequence[str] | None = None,
-        attack: str | Sequence[str] | None = None, final: bool = False, allow_incomplete: bool = False) -> FitResult:
+def fit(store: str, out: str, config: TrainFitConfig | None = None, *, runtime: Runtime | None = None,
+        workers: int = 0, scheduler: str | None = None, storage_options: dict[str, Any] | None = None,
+        progress: bool | None = None, **settings: Any) -> FitResult:
     """Train and evaluate per fold; write ``out/metrics.json`` and ``out/confusion.png``.
+
+    ``config`` holds the settings (:class:`train.fit_config.TrainFitConfig`, or give its fields as
+    keywords, with ``classifier`` (kind) + ``classifier_options`` and ``mtl_options``);
+    ``runtime`` how it runs (:class:`featstore.runtime.Runtime`, or ``workers``, ``scheduler``,
+    ``storage_options``, ``progress``). ``method="mtl-aug"`` trains MTL-AUG's multitask network
+    instead (:func:`train.mtl.fit_mtl`).
 
     ``layer`` (K, "mean" or "weighted"; see :mod:`train.layers`) trains on the store's
     ``audio_layers`` instead of its ``audio``.
@@ -104,21 +105,31 @@ def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser
 
     ``final`` also trains on every labelled item and saves the classifier to ``out/model``
     (see :mod:`train.final`; ``train predict`` uses it)."""
+    if config is None:
+        config = TrainFitConfig.from_kwargs(**settings)
+    elif settings:
+        raise ConfigError(f"expected either config= or settings as keywords, got both ({', '.join(sorted(settings))})")
+    runtime = Runtime.resolve(runtime, workers=workers, scheduler=scheduler, storage_options=storage_options,
+                              progress=False if progress is None and runtime is None else progress)
+    if config.method == "mtl-aug":
+        from mirage.train.mtl import fit_mtl
+
+        return fit_mtl.__wrapped__(store, out, evaluation=config.evaluation, seed=config.seed, options=config.mtl,
+                                   test_views=config.test_views, train_views=config.train_views,
+                                   ablations=config.mtl_ablations, attack=config.attack,
+                                   storage_options=runtime.storage_options, progress=runtime.progress)
+    return _fit_probe(store, out, config, runtime)
+
+
+def _fit_probe(store: str, out: str, cc: TrainFitConfig, runtime: Runtime) -> FitResult:
+    """The linear-probe path of :func:`fit` (the run folder is already locked)."""
+    from mirage.train.attack import parse_attacks
     from mirage.train.layers import check_layer
-    from mirage.featstore.dask_utils import dask_client
+    from mirage.train.noisy import add_view_summary, restrict_train, view_tests, write_view_plot
 
-    from mirage.featstore.store.location import check_out_dir
-
-    check_out_dir(str(out))
-    check_mode(mode)
-    normalise = check_normalise(normalise)
-    if loader not in LOADERS:
-        raise ConfigError(f"--loader: expected one of {', '.join(LOADERS)}, got {loader!r}")
-    if min_mi is not None:
-        from mirage.augment.counts import parse_unit_float  # the one home of the --min-mi check
-
-        min_mi = parse_unit_float(min_mi, flag="--min-mi")
-    cfg = ClassifierConfig.from_kwargs(kind=classifier, **(classifier_options or {}))
+    synthetic, mode, evaluation, seed, min_mi, loader = cc.synthetic, cc.mode, cc.evaluation, cc.seed, cc.min_mi, cc.loader
+    normalise, layer, test_views, train_views, final, cfg = cc.normalise, cc.layer, cc.test_views, cc.train_views, cc.final, cc.classifier
+    storage_options, progress = runtime.storage_options, runtime.progress
     t0 = time.perf_counter()
     real_store = cached_store(store, storage_options)
     from mirage.featstore.kinds import require_features
@@ -126,48 +137,30 @@ def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser
     require_features(real_store)
     columns = store_columns(real_store, mode)
     layer = check_layer(layer, real_store)
-    if layer is not None and synthetic:
-        raise ConfigError("--layer: synthetic shards live in the space of the store's audio array; expected no --synthetic "
-                          "with --layer (extract with --audio-layer K and fit the generator on that store instead)")
-    if layer is not None and loader == "stream":
-        raise ConfigError("--layer: expected --loader memory or auto (layer views are built in memory), got --loader stream")
-    if normalise != "global" and loader == "stream":
-        raise ConfigError(f"--normalise {normalise}: expected --loader memory or auto (streamed training standardises "
-                          "globally), got --loader stream")
-    from mirage.train.noisy import add_view_summary, check_view_options, restrict_train, view_tests, write_view_plot
+    from mirage.train.attack import add_attack_summary
 
-    check_view_options(test_views, normalise, loader)
-    from mirage.train.attack import add_attack_summary, parse_attacks
-
-    attacks = parse_attacks(attack)
-    if attacks and loader == "stream":
-        raise ConfigError("--attack: expected --loader memory or auto, got --loader stream")
-    if final and (synthetic or loader == "stream" or normalise == "speaker"):
-        raise ConfigError("--final: expected real data held in memory with --normalise global or none (no --synthetic, "
-                          "no --loader stream, no --normalise speaker: a saved model cannot know a new speaker's statistics)")
+    attacks = parse_attacks(cc.attack)
     items, labels, y = real_items(real_store)
     folds = restrict_train(items, make_folds(items, real_store.metadata, evaluation), train_views, store=real_store.url)
     view_specs, per_view = view_tests(items, folds, test_views, store=real_store.url) if test_views else ([], {})
     per_fold = select_shards(folds, list(synthetic), min_mi=min_mi, store_hash=real_store.metadata.get("content_hash"),
-                             storage_options=storage_options, allow_incomplete=allow_incomplete)
+                             storage_options=storage_options, allow_incomplete=cc.allow_incomplete)
     stream = loader == "stream" or (layer is None and normalise == "global" and loader == "auto" and not test_views and not attacks
                                     and not final
-                                    and _estimate_bytes(real_store, columns, per_fold, mode) > max_memory_mb * 2**20)
+                                    and _estimate_bytes(real_store, columns, per_fold, mode) > cc.max_memory_mb * 2**20)
     from mirage.train.distill import separate_terms
 
     if stream and separate_terms(cfg):
         raise ConfigError("--synthetic-loss distill / --keep-margin / --keep-nn-quantile: expected the in-memory loader "
                           "(--loader memory or auto below --max-memory-mb), got streamed training")
-    from tqdm.auto import tqdm
-
     results: list[FoldResult] = []
     layer_weights: dict[str, list[float]] = {}
-    with dask_client(workers=workers, scheduler=scheduler) as client:
+    with runtime.dask() as client:
         if stream:
             # features stay on disk: only the item table is held
             real = RealData(real_store.url, items, labels, y, np.zeros((0, real_store.dim("audio")), np.float32),
                             None, dict(real_store.metadata), storage_options)
-            for fold in tqdm(folds, desc="train fit: folds (streamed)", disable=not progress):
+            for fold in runtime.bar(iterable=folds, desc="train fit: folds (streamed)", mininterval=0.1):
                 shards = per_fold[fold.name]
                 sources, combos = [], {("h+t" if mode == "multimodal" else "h"): len(fold.train)}
                 if not shards.empty:
@@ -185,11 +178,11 @@ def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser
                                     "use --loader memory for all four combinations")
                 results.append(evaluate_streaming(real, fold, sources, columns=columns, cfg=cfg,
                                                   seed=derive_seed(seed, "classifier", fold.name), client=client,
-                                                  num_workers=loader_workers, combos=combos,
+                                                  num_workers=cc.loader_workers, combos=combos,
                                                   shards=shards["path_abs"].astype(str).tolist() if not shards.empty else []))
         else:
             all_real = load_real(real_store.url, mode=mode, storage_options=storage_options, client=client, layer=layer)
-            for fold in tqdm(folds, desc="train fit: folds", disable=not progress):
+            for fold in runtime.bar(iterable=folds, desc="train fit: folds", mininterval=0.1):
                 real = for_fold(all_real, fold.train, seed=derive_seed(seed, "layers", fold.name))
                 if real.layer_weights is not None:
                     layer_weights[fold.name] = [round(float(w), 6) for w in real.layer_weights]
@@ -231,29 +224,3 @@ def fit(store: str, out: str, *, synthetic: Sequence[str] = (), mode: str = "ser
         write_view_plot(out, metrics, storage_options)
     log.info("train fit: %d folds in %.1f s", len(folds), time.perf_counter() - t0)
     return FitResult(path, metrics)
-
-
-
-def fit_method(store: str, out: str, *, method: str = "linear-probe", mtl_options: dict[str, Any] | None = None,
-               mtl_ablations: bool = False, **kwargs: Any):
-    """``train fit --method``: the classifier of :func:`fit`, or MTL-AUG's multitask network
-    (:func:`train.mtl.fit_mtl`), after checking that the other settings suit the method."""
-    from mirage.train.mtl import check_method, fit_mtl
-
-    method = check_method(method)
-    if method != "mtl-aug":
-        if mtl_options or mtl_ablations:
-            raise ConfigError("--mtl-option/--mtl-ablations: expected --method mtl-aug, got --method " + method)
-        return fit(store, out, **kwargs)
-    clashes = [flag for flag, bad in (("--synthetic", bool(kwargs.get("synthetic"))),
-                                      ("--layer", kwargs.get("layer") is not None),
-                                      ("--mode multimodal", kwargs.get("mode", "ser") != "ser"),
-                                      ("--normalise " + str(kwargs.get("normalise")), kwargs.get("normalise", "global") != "global"),
-                                      ("--final", bool(kwargs.get("final")))) if bad]
-    if clashes:
-        raise ConfigError(f"--method mtl-aug: expected --mode ser, --normalise global and no --synthetic/--layer/--final, "
-                          f"got {', '.join(clashes)}")
-    return fit_mtl(store, out, evaluation=kwargs.get("evaluation", "loso"), seed=kwargs.get("seed", 0),
-                   options=mtl_options or {}, test_views=kwargs.get("test_views"), train_views=kwargs.get("train_views"),
-                   ablations=mtl_ablations, attack=kwargs.get("attack"), storage_options=kwargs.get("storage_options"),
-                   progress=kwargs.get("progress", False))
