@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+from collections import OrderedDict
 from typing import Any
 
 from mirage.featstore.errors import ConfigError, UnknownNameError
@@ -180,7 +181,11 @@ def extractor_from_config(cfg: dict[str, Any], *, device: str = "cpu") -> Extrac
     return cls(model, layer=cfg.get("layer"), pooling=cfg.get("pooling"), device=device, revision=revision)
 
 
-_loaded: dict[tuple[str, str, str], Extractor] = {}
+#: Loaded models kept per process: a run needs an audio and a text model (a third for a view
+#: or a notebook switching back); the least recently used beyond that is dropped, so a loop
+#: over many models does not hold them all in memory.
+MAX_LOADED = 3
+_loaded: "OrderedDict[tuple[str, str, str], Extractor]" = OrderedDict()
 _loaded_lock = threading.Lock()
 
 
@@ -188,7 +193,8 @@ def get_loaded(extractor: Extractor) -> Extractor:
     """A loaded instance equal to ``extractor``, shared within this process.
 
     Keyed by (class, fingerprint, device): a Dask worker loads each model once, however
-    many tasks it runs. Returns ``extractor`` itself (loaded) the first time.
+    many tasks it runs; at most :data:`MAX_LOADED` stay loaded (least recently used first out).
+    Returns ``extractor`` itself (loaded) the first time.
     """
     key = (type(extractor).__qualname__, extractor.fingerprint(), str(getattr(extractor, "device", "cpu")))
     with _loaded_lock:
@@ -196,6 +202,9 @@ def get_loaded(extractor: Extractor) -> Extractor:
         if hit is None:
             extractor.load()
             _loaded[key] = hit = extractor
+            while len(_loaded) > MAX_LOADED:
+                _loaded.popitem(last=False)
+        _loaded.move_to_end(key)
     return hit
 
 

@@ -171,6 +171,22 @@ def test_get_loaded_loads_once_per_fingerprint(monkeypatch):
     extractors.clear_loaded()
 
 
+def test_loaded_models_are_bounded_least_recently_used_first_out(monkeypatch):
+    from mirage.featstore import extractors
+    from mirage.featstore.extractors.logmel import LogMelExtractor
+
+    extractors.clear_loaded()
+    calls = []
+    monkeypatch.setattr(LogMelExtractor, "load", lambda self: calls.append(self))
+    monkeypatch.setattr(extractors, "MAX_LOADED", 1)
+    a = get_loaded(get_audio_extractor("logmel"))
+    assert get_loaded(get_audio_extractor("logmel")) is a and len(calls) == 1
+    get_loaded(get_audio_extractor("logmel", pooling="mean"))  # pushes the first one out
+    again = get_loaded(get_audio_extractor("logmel"))
+    assert again is not a and len(calls) == 3 and len(extractors._loaded) == 1
+    extractors.clear_loaded()
+
+
 # -- egemaps ------------------------------------------------------------------------------
 def test_egemaps_functionals():
     pytest.importorskip("opensmile")
