@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from mirage.featstore.errors import ConfigError, StoreExistsError, TrainingDivergedError
+from mirage.featstore.runtime import Runtime
 from mirage.featstore.store.location import Location, WriterLock, is_remote
 
 from mirage.augment import checkpoint as ckpt
@@ -23,19 +24,31 @@ log = logging.getLogger(__name__)
 
 def fit_generator(store, out_dir, *, mode: str = "ser", exclude_speakers=(), include_utt_ids=None,
                   lambda_mi: float | None = None, epochs: int | None = None, seed: int = 0,
-                  storage_options: dict | None = None, progress: bool = True, use_text: bool | None = None,
-                  overwrite: bool = False, **hyper: Any) -> pathlib.Path | str:
+                  storage_options: dict | None = None, progress: bool | None = None, use_text: bool | None = None,
+                  overwrite: bool = False, config: FitConfig | None = None, runtime: Runtime | None = None,
+                  **hyper: Any) -> pathlib.Path | str:
     """Train a generator on the labelled items of ``store`` and write it to ``out_dir``.
 
     ``mode``: "ser" (c = y; ``use_text=True`` adds the text code) or "multimodal"
     (c = (y, t), text required; generation also writes t'). ``exclude_speakers`` /
     ``include_utt_ids`` select the training items (a LOSO fold). ``lambda_mi=0`` is the
     conditional-GAN ablation; ``epochs=0`` leaves G untrained. Other settings: see
-    :class:`augment.config.FitConfig`. Returns the model dir (a Path for local dirs).
+    :class:`augment.config.FitConfig` — given as ``config`` or as keywords, not both.
+    ``runtime`` (:class:`featstore.runtime.Runtime`) carries the storage options and progress
+    (or give ``storage_options`` / ``progress``). Returns the model dir (a Path for local dirs).
     Raises TrainingDivergedError (and writes no checkpoint) when a loss turns NaN/explodes.
     """
     seed = check_seed(seed)
-    cfg = FitConfig.from_kwargs(lambda_mi=lambda_mi, epochs=epochs, **hyper)
+    if config is None:
+        cfg = FitConfig.from_kwargs(lambda_mi=lambda_mi, epochs=epochs, **hyper)
+    elif hyper or lambda_mi is not None or epochs is not None:
+        given = sorted([*hyper, *(k for k, v in (("lambda_mi", lambda_mi), ("epochs", epochs)) if v is not None)])
+        raise ConfigError(f"expected either config= or fit settings as keywords, got both ({', '.join(given)})")
+    else:
+        cfg = config
+    runtime = Runtime.resolve(runtime, storage_options=storage_options,
+                              progress=True if progress is None and runtime is None else progress)
+    storage_options, progress = runtime.storage_options, runtime.progress
     from mirage.featstore.kinds import GENERATOR, check_output
 
     check_output(str(out_dir), GENERATOR, flag="--out", storage_options=storage_options)  # before reading the store

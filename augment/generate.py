@@ -27,6 +27,7 @@ from typing import Any
 
 
 from mirage.featstore.errors import ConfigError
+from mirage.featstore.runtime import Runtime
 from mirage.featstore.store.location import Location, WriterLock, check_out_dir, is_remote, join
 
 from mirage.augment import shards
@@ -59,8 +60,9 @@ class GenerateResult:
     shards: list[dict[str, Any]] = field(default_factory=list)
 
 
-def generate(model_dir, out_dir, *, seed: int = 0, storage_options: dict | None = None, progress: bool = True,
-             store=None, overwrite: bool = False, **settings) -> GenerateResult:
+def generate(model_dir, out_dir, *, seed: int = 0, storage_options: dict | None = None, progress: bool | None = None,
+             store=None, overwrite: bool = False, config: GenerateConfig | None = None, runtime: Runtime | None = None,
+             **settings) -> GenerateResult:
     """Write about ``n`` synthetic items (``"4x"`` = 4 x the real training items, or a count).
 
     ``settings`` are :class:`augment.config.GenerateConfig`'s fields. Shards whose normalised
@@ -68,9 +70,16 @@ def generate(model_dir, out_dir, *, seed: int = 0, storage_options: dict | None 
     times with fresh noise. ``mi_band=(lo, hi)`` keeps only samples whose per-sample score
     lies in the band (redrawing up to ``max_rounds`` times to fill each label's quota).
     ``store`` (optional) is checked to have the model's dims. ``num_threads`` is fixed during
-    generation so the bytes do not depend on the machine's default thread count.
+    generation so the bytes do not depend on the machine's default thread count. The settings
+    come as ``config`` or as keywords, not both; ``runtime`` (:class:`featstore.runtime.Runtime`)
+    carries the storage options and progress (or give ``storage_options`` / ``progress``).
     """
-    gc = GenerateConfig.from_kwargs(**settings)
+    if config is not None and settings:
+        raise ConfigError(f"expected either config= or generate settings as keywords, got both ({', '.join(sorted(settings))})")
+    gc = config if config is not None else GenerateConfig.from_kwargs(**settings)
+    runtime = Runtime.resolve(runtime, storage_options=storage_options,
+                              progress=True if progress is None and runtime is None else progress)
+    storage_options, progress = runtime.storage_options, runtime.progress
     n, min_mi, band, shard_size = gc.n, float(gc.min_mi), gc.band, gc.shard_size
     balanced, max_attempts, max_rounds, num_threads = gc.balanced, gc.max_attempts, gc.max_rounds, gc.num_threads
     seed = check_seed(seed)

@@ -44,10 +44,12 @@ def main():
 def fit(store, out, mode, use_text, exclude_speakers, quiet, **options):
     """Train the alignment heads and the InfoGAN generator on a labelled store."""
     from mirage.augment.fit import fit_generator
+    from mirage.featstore.runtime import Runtime
 
     settings, rest = given_settings(options, FitConfig)
+    runtime = run(Runtime, storage_options=rest.pop("storage_options", None), progress=not quiet)
     model = run(fit_generator, store, out, mode=mode, use_text=use_text, exclude_speakers=exclude_speakers,
-                progress=not quiet, **rest, **settings)
+                config=run(FitConfig.from_kwargs, **settings), runtime=runtime, **rest)
     from mirage.augment.checkpoint import read_config
 
     final = run(read_config, str(model), options.get("storage_options"))["final"]
@@ -69,9 +71,11 @@ def fit(store, out, mode, use_text, exclude_speakers, quiet, **options):
 def generate(model, out, quiet, as_json, **options):
     """Write MI-scored synthetic feature shards and their manifest (resumable)."""
     from mirage.augment.generate import generate as run_generate
+    from mirage.featstore.runtime import Runtime
 
     settings, rest = given_settings(options, GenerateConfig)
-    res = run(run_generate, model, out, progress=not quiet, **rest, **settings)
+    runtime = run(Runtime, storage_options=rest.pop("storage_options", None), progress=not quiet)
+    res = run(run_generate, model, out, config=run(GenerateConfig.from_kwargs, **settings), runtime=runtime, **rest)
     if as_json:
         echo_json({k: getattr(res, k) for k in ("manifest_path", "n_items", "n_requested", "n_shards", "n_rejected",
                                                 "complete", "message", "shards")})

@@ -149,3 +149,21 @@ def test_train_fit_rules_live_in_its_settings_object():
     cfg = TrainFitConfig.from_kwargs(synthetic="set/manifest.parquet", classifier="mlp")
     assert cfg.synthetic == ("set/manifest.parquet",) and cfg.classifier.kind == "mlp"
     assert TrainFitConfig.from_kwargs(layer="weighted").layer == "weighted" and TrainFitConfig(layer="2").layer == 2
+
+
+def test_fit_generator_and_generate_take_their_settings_objects(four_speaker_store, tmp_path):
+    from mirage.augment.config import FitConfig, GenerateConfig
+    from mirage.augment.fit import fit_generator
+    from mirage.augment.generate import generate
+
+    small = dict(epochs=2, align_epochs=2, hidden=16, noise_dim=4, batch_size=16)
+    a = fit_generator(four_speaker_store, tmp_path / "ga", progress=False, **small)
+    b = fit_generator(four_speaker_store, tmp_path / "gb", config=FitConfig(**small), runtime=Runtime(progress=False))
+    assert (a / "weights.safetensors").read_bytes() == (b / "weights.safetensors").read_bytes()
+    ra = generate(a, tmp_path / "sa", n=40, progress=False)
+    rb = generate(b, tmp_path / "sb", config=GenerateConfig(n=40), runtime=Runtime(progress=False))
+    assert ra.n_items == rb.n_items == 40
+    with pytest.raises(ConfigError, match="either config= or fit settings"):
+        fit_generator(four_speaker_store, tmp_path / "gc", config=FitConfig(**small), epochs=3)
+    with pytest.raises(ConfigError, match="either config= or generate settings"):
+        generate(a, tmp_path / "sc", config=GenerateConfig(n=40), n=20)
