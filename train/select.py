@@ -6,20 +6,28 @@ leave-speakers-out, so nothing about the outer test speaker is used. Every inner
 normalises (``--normalise``) and augments exactly as the outer fold does, through the same
 method interface (:mod:`train.methods`).
 
-* ``--select inner``: each method with a grid (the row-level baselines: ``n`` ×
-  ``synthetic_weight`` over :data:`BASELINE_GRID`; ``calibrate`` also its ``k``) gets the
-  setting with the best mean inner UAR; ties go to the earlier, more conservative grid entry.
-  The generators (cgan, infogan) keep their given settings: selecting theirs would mean fitting
-  one generator per inner fold and setting, which this does not do yet; ``mtl-aug`` has no grid.
-* ``auto``: per outer fold, the candidate with the best mean inner UAR among ``none`` and the
-  ``auto`` candidates named in ``--methods`` (smote, mixup, noise, calibrate), or smote, mixup
-  and noise when none is named; each with its selected setting under ``--select inner``, else
-  the run's. A candidate must beat ``none`` by more than one standard error of the paired
-  inner-fold differences (:func:`clears_none`), so augmentation is used only where it helped
-  clearly on unseen training speakers. Generators are not auto candidates yet (same reason).
+* ``--select inner``: each method with a grid gets the setting with the best mean inner UAR;
+  ties go to the earlier, more conservative grid entry. The grids, one place each:
+  :data:`BASELINE_GRID` (``n`` x ``synthetic_weight``) for the row-level baselines, ``calibrate``
+  also its ``k``; :data:`INFOGAN_GRID` (λ x ``n`` x ``synthetic_weight``) and
+  :data:`CGAN_GRID` (``n`` x ``synthetic_weight``) for the generators, whose docstring says why
+  it is that small. A generator is fitted per outer fold, inner fold and value of the keys that
+  change the fit (:data:`FIT_KEYS`: λ), on the inner training speakers only, as jobs the runner
+  does before the fold loop (:mod:`train.methods.generative`); ``n`` is generated once at the
+  grid's largest and subsampled, the weight is the classifier's. ``mtl-aug`` has no grid.
+* ``auto``: per outer fold, the candidate with the best mean inner UAR among ``none`` and
+  :func:`auto_pool`: the row-level baselines named in ``--methods`` (smote, mixup, noise,
+  calibrate), or smote, mixup and noise when none is named, plus the generators (cgan,
+  infogan) named in ``--methods``. Generators are candidates only when named: each costs a fit
+  per inner fold, which a run that does not compare them should not pay. Each candidate has its
+  selected setting under ``--select inner``, else the run's. A candidate must beat ``none`` by
+  more than one standard error of the paired inner-fold differences (:func:`clears_none`), so
+  augmentation is used only where it helped clearly on unseen training speakers.
 
 Inner classifiers are seeded by (seed, outer fold, inner fold) only, so the choice does not
-depend on the order of the work.
+depend on the order of the work. The cost of the inner work is logged per outer fold: the
+classifier side's seconds and the inner generator fits' seconds (as recorded by their jobs,
+also when a rerun reuses them from the cache).
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from mirage.train.folds import Fold
 from mirage.train.methods import BASELINE_GRID, REGISTRY, RunContext, evaluate
 from mirage.train.methods.auto import DEFAULT_POOL
 from mirage.train.methods.base import fold_context, fold_rows
+from mirage.train.methods.generative import CGAN_GRID, FIT_KEYS, INFOGAN_GRID
 from mirage.train.seeds import derive_seed
 
 log = logging.getLogger(__name__)
@@ -43,8 +52,8 @@ log = logging.getLogger(__name__)
 SELECT = ("none", "inner")
 INNER_FOLDS = 3
 
-__all__ = ["SELECT", "INNER_FOLDS", "BASELINE_GRID", "check_select", "grid", "inner_folds", "inner_uar",
-           "inner_uars", "select_setting", "choose_auto", "clears_none", "select_fold"]
+__all__ = ["SELECT", "INNER_FOLDS", "BASELINE_GRID", "INFOGAN_GRID", "CGAN_GRID", "FIT_KEYS", "check_select", "grid", "inner_folds", "inner_uar",
+           "inner_uars", "select_setting", "choose_auto", "clears_none", "auto_pool", "select_fold"]
 
 
 def check_select(select: str | None) -> str:
@@ -133,7 +142,17 @@ def clears_none(uars: Sequence[float], none_uars: Sequence[float]) -> bool:
 
 
 def auto_pool(names: Sequence[str]) -> list[str]:
-    return [m for m in names if REGISTRY[m].auto_candidate] or list(DEFAULT_POOL)
+    """auto's candidates besides none: the named row-level ones (else :data:`DEFAULT_POOL`), then
+    the named generators."""
+    named = [m for m in names if REGISTRY[m].auto_candidate]
+    rows = [m for m in named if not REGISTRY[m].generator] or list(DEFAULT_POOL)
+    return [*rows, *[m for m in named if REGISTRY[m].generator]]
+
+
+def inner_job_cost(run: RunContext, fold: Fold) -> tuple[int, float]:
+    """(jobs, seconds) of the inner generator fits of outer fold ``fold`` (seconds as their jobs recorded)."""
+    found = [v for (m, k), v in run.generated.items() if k.startswith(f"{fold.name}|") and "|outer|" not in k]
+    return len(found), float(sum(float((v or {}).get("seconds") or 0.0) for v in found))
 
 
 def select_fold(run: RunContext, fold: Fold, names: Sequence[str], select: str) -> dict[str, dict[str, Any]]:
@@ -164,5 +183,7 @@ def select_fold(run: RunContext, fold: Fold, names: Sequence[str], select: str) 
         row["chosen"][fold.name], row["chosen_setting"][fold.name], row["inner_uar"][fold.name] = \
             chosen, candidates.get(chosen, {}), scores
         settings["auto"] = candidates.get(chosen, {})
-    log.info("fold %s: inner selection in %.1f s", fold.name, time.perf_counter() - t0)
+    jobs, job_s = inner_job_cost(run, fold)
+    log.info("fold %s: inner selection in %.1f s%s", fold.name, time.perf_counter() - t0,
+             f" (+ {jobs} inner generator fits, {job_s:.0f} s as recorded by their jobs)" if jobs else "")
     return settings

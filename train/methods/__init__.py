@@ -6,7 +6,8 @@ so a new method is one module plus one line in :data:`REGISTRY`.
 
 * ``none`` — real rows only; ``smote``, ``mixup``, ``noise`` (:mod:`train.baselines`) and
   ``calibrate`` (:mod:`train.calibrate`) — rows made from the fold's standardised real rows;
-* ``cgan``, ``infogan`` — a generator fitted per outer fold (:mod:`train.methods.generative`);
+* ``cgan``, ``infogan`` — a generator fitted per outer fold, and per inner fold under
+  ``--select inner`` / ``auto`` (:mod:`train.methods.generative`);
 * ``mtl-aug`` — the MTL-AUG multitask network on the store's views (:mod:`train.methods.mtl_aug`);
   ``mtl-aug+infogan`` — the same network trained on the views and the fold's infogan rows;
 * ``auto`` — per outer fold, ``none`` or a candidate chosen on inner folds (:mod:`train.methods.auto`).

@@ -1,14 +1,17 @@
 """``auto``: per outer fold, the method that won on inner folds of the training speakers
 (chosen by :func:`train.select.select_fold`, recorded in ``RunContext.extras["auto"]``), run
 with that method's own seeds and the setting it was chosen with — so ``auto``'s fold equals
-the chosen method's fold."""
+the chosen method's fold. Candidates (:func:`train.select.auto_pool`): the row-level methods
+named in ``--methods`` (else :data:`DEFAULT_POOL`) and the generators (cgan, infogan) named
+there — a generator costs a fit per inner fold, so it is a candidate only when the run compares
+it anyway."""
 
 from __future__ import annotations
 
 from mirage.train.experiment import FoldResult
 from mirage.train.methods.base import FoldContext, Method
 
-#: auto's candidates when --methods names no auto candidate (besides none).
+#: auto's row-level candidates when --methods names none (generators join only when named).
 DEFAULT_POOL = ("smote", "mixup", "noise")
 
 
