@@ -46,8 +46,7 @@ def fit_generator(store, out_dir, *, mode: str = "ser", exclude_speakers=(), inc
         raise ConfigError(f"expected either config= or fit settings as keywords, got both ({', '.join(given)})")
     else:
         cfg = config
-    runtime = Runtime.resolve(runtime, storage_options=storage_options,
-                              progress=True if progress is None and runtime is None else progress)
+    runtime = Runtime.resolve(runtime, storage_options=storage_options, progress=progress)
     storage_options, progress = runtime.storage_options, runtime.progress
     from mirage.featstore.kinds import GENERATOR, check_output
 

@@ -74,11 +74,10 @@ def generate(model_dir, out_dir, *, seed: int = 0, storage_options: dict | None 
     come as ``config`` or as keywords, not both; ``runtime`` (:class:`featstore.runtime.Runtime`)
     carries the storage options and progress (or give ``storage_options`` / ``progress``).
     """
-    if config is not None and settings:
-        raise ConfigError(f"expected either config= or generate settings as keywords, got both ({', '.join(sorted(settings))})")
-    gc = config if config is not None else GenerateConfig.from_kwargs(**settings)
-    runtime = Runtime.resolve(runtime, storage_options=storage_options,
-                              progress=True if progress is None and runtime is None else progress)
+    from mirage.featstore.settings import config_or_keywords
+
+    gc = config_or_keywords(GenerateConfig, config, settings, what="generate settings")
+    runtime = Runtime.resolve(runtime, storage_options=storage_options, progress=progress)
     storage_options, progress = runtime.storage_options, runtime.progress
     n, min_mi, band, shard_size = gc.n, float(gc.min_mi), gc.band, gc.shard_size
     balanced, max_attempts, max_rounds, num_threads = gc.balanced, gc.max_attempts, gc.max_rounds, gc.num_threads

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mirage.featstore import audio as audio_io
-from mirage.featstore.errors import BadAudioError, ConfigError
+from mirage.featstore.errors import BadAudioError
 from mirage.featstore.extract_config import ExtractConfig
 from mirage.featstore.runtime import Runtime
 from mirage.featstore.store.base import STATUS_OK, STATUS_SKIPPED, FeatureStore
@@ -211,13 +211,11 @@ def extract(corpus: str | pd.DataFrame, *, store: str, config: ExtractConfig | N
     from mirage.featstore.extractors import DEFAULT_AUDIO, get_audio_extractor, get_text_extractor
     from mirage.featstore.memory import hold_mmap_threshold
 
-    if config is None:
-        config = ExtractConfig.from_kwargs(**settings)
-    elif settings:
-        raise ConfigError(f"expected either config= or settings as keywords, got both ({', '.join(sorted(settings))})")
+    from mirage.featstore.settings import config_or_keywords
+
+    cfg = config_or_keywords(ExtractConfig, config, settings)
     runtime = Runtime.resolve(runtime, workers=workers, scheduler=scheduler, storage_options=storage_options,
                               progress=progress)
-    cfg = config
     audio_model = cfg.audio_model or DEFAULT_AUDIO
     check_device(cfg.device)  # before any folder is made: a bad --device fails here, not in the first model call
     hold_mmap_threshold()  # peak memory follows the batch of windows, not the clip length

@@ -42,13 +42,16 @@ class Runtime:
             raise ConfigError(f"--storage-options: expected a JSON object, got {type(self.storage_options).__name__}")
 
     @classmethod
-    def resolve(cls, runtime: "Runtime | None", **legacy: Any) -> "Runtime":
+    def resolve(cls, runtime: "Runtime | None", *, default_progress: bool = True, **legacy: Any) -> "Runtime":
         """``runtime`` itself, or one built from an entry point's keyword conveniences
-        (``storage_options=``, ``workers=``, ``scheduler=``, ``client=``, ``progress=``); both at
-        once is refused, so a caller never wonders which one won."""
+        (``storage_options=``, ``workers=``, ``scheduler=``, ``client=``, ``progress=``; an
+        unset ``progress`` is ``default_progress``); both at once is refused, so a caller never
+        wonders which one won."""
         given = {k: v for k, v in legacy.items() if v is not None and not (k == "workers" and v == 0)}
         if runtime is None:
-            return cls(**{k: v for k, v in legacy.items() if v is not None})
+            built = {k: v for k, v in legacy.items() if v is not None}
+            built.setdefault("progress", default_progress)
+            return cls(**built)
         if not isinstance(runtime, Runtime):
             raise ConfigError(f"runtime: expected a mirage Runtime, got {type(runtime).__name__}")
         clash = sorted(k for k in given if k != "progress" and getattr(runtime, k) != given[k])

@@ -16,6 +16,18 @@ def check_known(cls, kwargs: dict[str, Any], what: str) -> None:
         raise ConfigError(f"{what}: unknown setting(s) {unknown}; expected some of {sorted(names)}")
 
 
+def config_or_keywords(cls, config, settings: dict[str, Any], *, what: str = "settings"):
+    """An entry point's settings object: ``config`` itself, or ``cls.from_kwargs(**settings)``
+    (the keyword convenience); both at once is refused, so a caller never wonders which won."""
+    if config is None:
+        return cls.from_kwargs(**settings)
+    if settings:
+        raise ConfigError(f"expected either config= or {what} as keywords, got both ({', '.join(sorted(settings))})")
+    if not isinstance(config, cls):
+        raise ConfigError(f"config: expected a {cls.__name__}, got {type(config).__name__}")
+    return config
+
+
 def setting(default: Any, help: str, *, flag: str | None = None, cli: bool = True, metavar: str | None = None,
             choices: tuple[str, ...] | None = None, cli_kind: str | None = None):
     """A settings-dataclass field that also describes its command-line option.

@@ -36,7 +36,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mirage.featstore.errors import ConfigError
 from mirage.featstore.runtime import Runtime
 from mirage.train.compare_config import DEFAULT_METHODS, CompareConfig, parse_methods  # noqa: F401  (re-exported)
 from mirage.train.dataset import RealData, load_real, prepare_fold
@@ -188,13 +187,11 @@ def compare(store: str, out: str, config: CompareConfig | None = None, *, runtim
     None = inside ``out``; a folder shared by runs; ``"off"`` = no reuse."""
     from mirage.train.methods.cache import RunCache
 
-    if config is None:
-        config = CompareConfig.from_kwargs(**settings)
-    elif settings:
-        raise ConfigError(f"expected either config= or settings as keywords, got both ({', '.join(sorted(settings))})")
+    from mirage.featstore.settings import config_or_keywords
+
+    cc = config_or_keywords(CompareConfig, config, settings)
     runtime = Runtime.resolve(runtime, workers=workers, scheduler=scheduler, storage_options=storage_options,
-                              progress=False if progress is None and runtime is None else progress)
-    cc = config
+                              progress=progress, default_progress=False)
     names, cfg, seed, n, min_mi, lambda_mi = cc.method_names, cc.classifier, cc.seed, cc.n, cc.min_mi, cc.lambda_mi
     mode, evaluation, normalise, select, cache = cc.mode, cc.evaluation, cc.normalise, cc.select, cc.cache
     gen_opts, generate_options, baseline_options = cc.generator, cc.generation, cc.baselines

@@ -105,12 +105,11 @@ def fit(store: str, out: str, config: TrainFitConfig | None = None, *, runtime: 
 
     ``final`` also trains on every labelled item and saves the classifier to ``out/model``
     (see :mod:`train.final`; ``train predict`` uses it)."""
-    if config is None:
-        config = TrainFitConfig.from_kwargs(**settings)
-    elif settings:
-        raise ConfigError(f"expected either config= or settings as keywords, got both ({', '.join(sorted(settings))})")
+    from mirage.featstore.settings import config_or_keywords
+
+    config = config_or_keywords(TrainFitConfig, config, settings)
     runtime = Runtime.resolve(runtime, workers=workers, scheduler=scheduler, storage_options=storage_options,
-                              progress=False if progress is None and runtime is None else progress)
+                              progress=progress, default_progress=False)
     if config.method == "mtl-aug":
         from mirage.train.mtl import fit_mtl
 
@@ -129,7 +128,7 @@ def _fit_probe(store: str, out: str, cc: TrainFitConfig, runtime: Runtime) -> Fi
 
     synthetic, mode, evaluation, seed, min_mi, loader = cc.synthetic, cc.mode, cc.evaluation, cc.seed, cc.min_mi, cc.loader
     normalise, layer, test_views, train_views, final, cfg = cc.normalise, cc.layer, cc.test_views, cc.train_views, cc.final, cc.classifier
-    storage_options, progress = runtime.storage_options, runtime.progress
+    storage_options = runtime.storage_options
     t0 = time.perf_counter()
     real_store = cached_store(store, storage_options)
     from mirage.featstore.kinds import require_features
