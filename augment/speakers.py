@@ -39,9 +39,10 @@ from mirage.featstore.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-#: Ridge penalty of Q_s per training row. The working space is whitened on the training rows
-#: (X'X = N I), so this shrinks every coefficient by 1 / (1 + 0.1): enough to tame the
-#: directions that carry no speaker information, too little to bias the speaker ones much.
+#: Ridge penalty of Q_s per training row. Under the default PCA the working space is whitened
+#: on the training rows (X'X = N I), so this shrinks every coefficient by 1 / (1 + 0.1): enough
+#: to tame the directions that carry no speaker information, too little to bias the speaker
+#: ones much (with --pca-var 1 the dims are standardised, X'X has a diagonal of N).
 _RIDGE = 0.1
 _VAR_FLOOR = 1e-4   # Q_s residual variance floor (codes are in unit-variance units)
 _U_EPS = 1e-12
