@@ -22,14 +22,14 @@ def _dask_options(fn):
 
 def _synthetic_loss_options(fn):
     """The classifier's settings (train.classifier.ClassifierConfig), generated from its fields."""
-    from mirage.train.classifier import ClassifierConfig
+    from mirage.train.classifier_config import ClassifierConfig
 
     return settings_options(ClassifierConfig)(fn)
 
 
 def _classifier_settings(options: dict) -> dict:
     """The classifier settings the user gave (the dataclass keeps every default)."""
-    from mirage.train.classifier import ClassifierConfig
+    from mirage.train.classifier_config import ClassifierConfig
 
     return given_settings(options, ClassifierConfig)[0]
 

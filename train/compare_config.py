@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 from mirage.featstore.errors import ConfigError
 from mirage.featstore.settings import setting
-from mirage.train.classifier import ClassifierConfig
+from mirage.train.classifier_config import ClassifierConfig
 from mirage.train.eval_settings import EvalSettings
 
 #: What ``compare`` runs when not told: ``auto`` is left out (its inner folds multiply the cost).

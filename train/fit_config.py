@@ -14,7 +14,7 @@ from typing import Any
 
 from mirage.featstore.errors import ConfigError
 from mirage.featstore.settings import check_known, setting
-from mirage.train.classifier import ClassifierConfig
+from mirage.train.classifier_config import ClassifierConfig
 from mirage.train.eval_settings import EvalSettings
 
 LOADERS = ("auto", "memory", "stream")
