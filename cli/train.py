@@ -129,6 +129,8 @@ def _compare_settings(fn):
 @click.option("--mi-band", default=None, metavar="LO,HI",
               help="infogan: keep only samples whose per-sample MI score lies in [LO, HI] (augment generate --mi-band).")
 @click.option("--balanced", is_flag=True, help="infogan: draw labels uniformly instead of from the training prior.")
+@click.option("--generate-option", "generate_options", multiple=True, metavar="KEY=VALUE",
+              help="Any other augment generate setting for infogan, e.g. --generate-option speaker_codes=train (repeatable).")
 @click.option("--mixup-pairs", type=click.Choice(["any", "same"]), default="any", show_default=True,
               help="mixup partners: any class (classic mix-up, soft labels) or the anchor's class.")
 @_compare_method_options
@@ -136,8 +138,8 @@ def _compare_settings(fn):
 @_dask_options
 @storage_options_option
 @verbosity_option
-def compare(store, out, classifier, gen_epochs, gen_options, mi_band, balanced, mixup_pairs, workers, scheduler,
-            storage_options, calibrate_k, calibrate_alpha, mtl_options, **options):
+def compare(store, out, classifier, gen_epochs, gen_options, mi_band, balanced, generate_options, mixup_pairs, workers,
+            scheduler, storage_options, calibrate_k, calibrate_alpha, mtl_options, **options):
     """Compare augmentation methods on the same folds and seeds; writes OUT/compare.json, compare.md, plots."""
     from mirage.featstore.runtime import Runtime
     from mirage.train.compare import compare as compare_fn
@@ -145,7 +147,10 @@ def compare(store, out, classifier, gen_epochs, gen_options, mi_band, balanced, 
 
     own, rest = given_settings(options, CompareConfig)
     gen = {**_key_values(gen_options, fields=_fit_fields()), **({"epochs": gen_epochs} if gen_epochs is not None else {})}
-    generate_opts = {**({"mi_band": mi_band} if mi_band else {}), **({"balanced": True} if balanced else {})}
+    from mirage.augment.config import GenerateConfig
+
+    generate_opts = {**_key_values(generate_options, "--generate-option", fields=GenerateConfig),
+                     **({"mi_band": mi_band} if mi_band else {}), **({"balanced": True} if balanced else {})}
     config = run(CompareConfig.from_kwargs, **own, classifier=classifier, classifier_options=_classifier_settings(rest),
                  generator_options=gen, generate_options=generate_opts,
                  baseline_options=_method_options(mixup_pairs, calibrate_k, calibrate_alpha, mtl_options))

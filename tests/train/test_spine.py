@@ -167,3 +167,15 @@ def test_fit_generator_and_generate_take_their_settings_objects(four_speaker_sto
         fit_generator(four_speaker_store, tmp_path / "gc", config=FitConfig(**small), epochs=3)
     with pytest.raises(ConfigError, match="either config= or generate settings"):
         generate(a, tmp_path / "sc", config=GenerateConfig(n=40), n=20)
+
+
+def test_generate_options_reach_compare_typed_and_checked(four_speaker_store, tmp_path):
+    from mirage.cli.train import main as train_cli
+
+    res = CliRunner().invoke(train_cli, ["compare", "--store", four_speaker_store, "--out", str(tmp_path / "o"),
+                                         "--methods", "none,infogan", "--generate-option", "speaker_mix=1"])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert res.output.strip().splitlines()[-1].startswith("Error: --speaker-mix: expected an integer >= 2")
+    res = CliRunner().invoke(train_cli, ["compare", "--store", four_speaker_store, "--out", str(tmp_path / "o"),
+                                         "--methods", "none,infogan", "--generate-option", "max_rounds=x"])
+    assert res.output.strip().splitlines() == ["Error: --generate-option max_rounds: expected an int, got 'x'"]
