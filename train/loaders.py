@@ -33,6 +33,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
+from mirage.featstore.store.mapped import MappedRows
 from mirage.train.seeds import derive_seed
 from mirage.train.stores import current_stores, process_stores, store_token  # noqa: F401  (store_token re-exported)
 from mirage.train.shuffle import ShuffleBuffer
@@ -122,16 +123,25 @@ def plan_blocks(sources: Sequence[Source], *, block_rows: int | None = None,
 
 def read_block(url: str, storage_options: dict[str, Any] | None, token: str | None, columns: tuple[str, ...],
                start: int, stop: int, local_rows: np.ndarray | None, out: np.ndarray | None = None,
-               stores=None) -> np.ndarray:
+               stores=None, mapped: bool = False):
     """The Dask task: contiguous reads of rows [start, stop), wanted rows kept, columns joined.
 
     With ``out`` (a (rows wanted, D) float32 array, e.g. a slice of the caller's result),
     the columns are written straight into it and ``out`` is returned. ``stores``: the run's
-    :class:`~train.stores.StoreCache` (Dask threads do not see the caller's context)."""
+    :class:`~train.stores.StoreCache` (Dask threads do not see the caller's context).
+    ``mapped`` (the local streaming path only): a single float32 column whose rows are all
+    wanted comes back as a :class:`~featstore.store.mapped.MappedRows` over the memory-mapped
+    chunk files (checked like any read; the shuffle buffer gathers from it, so no row is
+    copied twice), and wanted rows are gathered straight out of the mapping."""
     store = (current_stores() if stores is None else stores).get(url, storage_options, token)
+    read = store.read_rows_mapped if mapped else store.read_rows
     if out is None and len(columns) == 1:
-        block = store.read_rows(columns[0], start, stop)
+        block = read(columns[0], start, stop)
         block = block.reshape(len(block), -1)
+        if isinstance(block, MappedRows):
+            if block.dtype == np.float32 and block.dtype.isnative:
+                return block if local_rows is None else block.gather(local_rows)
+            block = block.gather()
         return np.ascontiguousarray(block if local_rows is None else block[local_rows], dtype=np.float32)
     n = (stop - start) if local_rows is None else len(local_rows)
     widths = [store.row_width(name) or 1 for name in columns]
@@ -139,15 +149,20 @@ def read_block(url: str, storage_options: dict[str, Any] | None, token: str | No
         out = np.empty((n, sum(widths)), dtype=np.float32)
     col = 0
     for name, width in zip(columns, widths):
-        block = store.read_rows(name, start, stop)
+        block = read(name, start, stop)
         block = block.reshape(len(block), -1)
+        if isinstance(block, MappedRows):
+            block = block.gather(local_rows)  # one copy out of the mapping, wanted rows only
+            local_rows_here = None
+        else:
+            local_rows_here = local_rows
         dst = out[:, col: col + width]
-        if local_rows is None:
+        if local_rows_here is None:
             dst[...] = block
         elif dst.flags.c_contiguous and block.dtype == np.float32:
-            np.take(block, local_rows, axis=0, out=dst, mode="clip")  # gathered straight into place
+            np.take(block, local_rows_here, axis=0, out=dst, mode="clip")  # gathered straight into place
         else:
-            dst[...] = block[local_rows]
+            dst[...] = block[local_rows_here]
         col += width
     return out
 
@@ -342,7 +357,7 @@ class BlockStream(torch.utils.data.IterableDataset):
             while pending or nxt < len(blocks):
                 while nxt < len(blocks) and len(pending) < ahead:
                     b = blocks[nxt]
-                    pending.append((b, pool.submit(read_block, *_block_args(self.sources[b.source], b))))
+                    pending.append((b, pool.submit(read_block, *_block_args(self.sources[b.source], b), mapped=True)))
                     nxt += 1
                 b, fut = pending.popleft()
                 yield b, fut.result()
@@ -353,11 +368,15 @@ class BlockStream(torch.utils.data.IterableDataset):
         blocks, worker = self._my_blocks()
         rng = np.random.default_rng(derive_seed(self.seed, "rows", self.epoch, worker))
         buf = ShuffleBuffer(batch_size=self.batch_size, capacity_blocks=self.buffer_blocks, rng=rng)
-        weights = [np.float32(s.weight) for s in self.sources]
+        # one constant weight array per source, sliced per block (the same values as a fresh np.full)
+        longest = max((b.hi - b.lo for b in blocks), default=0)
+        weights = [np.full(longest, np.float32(s.weight), dtype=np.float32) for s in self.sources]
+        for w in weights:
+            w.flags.writeable = False
         for blk, x in self._fetch(blocks):
             src = self.sources[blk.source]
             y = src.labels[blk.lo: blk.hi]
-            buf.add((x, y, np.full(len(y), weights[blk.source], dtype=np.float32)))
+            buf.add((x, y, weights[blk.source][: len(y)]))
             for xb, yb, wb in buf.batches(final=False):
                 yield torch.from_numpy(xb), torch.from_numpy(yb), torch.from_numpy(wb)
         for xb, yb, wb in buf.batches(final=True, drop_last=self.drop_last):

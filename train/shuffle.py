@@ -5,7 +5,10 @@ e.g. features, labels, weights). Each batch draws its rows without replacement f
 rows held — how many from each block follows a multivariate hypergeometric draw, which
 rows within a block follows a per-block permutation — and gathers them with one
 ``np.take`` per block straight into the batch arrays, so every row is copied once.
-Within a batch, rows are grouped by block; which rows form a batch is uniform.
+Within a batch, rows are grouped by block; which rows form a batch is uniform. A block's
+first array may also be row views over memory-mapped chunk files (anything with ``shape``,
+``dtype``, ``len`` and ``take(idx, out)``, e.g. ``featstore.store.mapped.MappedRows``): its
+rows are then gathered straight from the page cache.
 """
 
 from __future__ import annotations
@@ -55,7 +58,10 @@ class ShuffleBuffer:
                 continue
             idx = np.sort(self._perms[i][self._taken[i]: self._taken[i] + c])  # ascending: cache-friendly gather
             for src, dst in zip(self._blocks[i], out):
-                np.take(src, idx, axis=0, out=dst[pos: pos + c], mode="clip")  # "raise" would buffer
+                if isinstance(src, np.ndarray):
+                    np.take(src, idx, axis=0, out=dst[pos: pos + c], mode="clip")  # "raise" would buffer
+                else:  # rows over memory-mapped chunk files (featstore.store.mapped.MappedRows)
+                    src.take(idx, dst[pos: pos + c], ascending=True)
             self._taken[i] += c
             pos += c
         keep = [i for i in range(len(self._blocks)) if self._taken[i] < len(self._perms[i])]

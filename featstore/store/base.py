@@ -205,14 +205,31 @@ class FeatureStore:
         block = self._raw(name, lo, hi)
         now = time.time_ns()
         for c, stamp in zip(range(c0, c1), stamps):
-            if stamp is not None and self._verified.get((name, c)) == stamp:
-                continue  # this file, unchanged since this store verified it
             a, b = c * rows, min(n, (c + 1) * rows)
-            if chunk_checksum(block[a - lo:b - lo], self._algorithm) != crcs[c]:
-                raise self._corrupt(name, c, (a, b), "does not match its checksum (missing, truncated or altered)")
-            if stamp is not None and now - max(stamp[2], stamp[3]) >= VERIFIED_SETTLE_NS:
-                self._verified[(name, c)] = stamp
+            self._check_chunk(name, c, block[a - lo:b - lo], crcs[c], stamp, now)
         return block if (lo, hi) == (start, stop) else block[start - lo:stop - lo]
+
+    def _check_chunk(self, name: str, c: int, values, crc: int, stamp, now: int) -> None:
+        """Chunk ``c``'s values against its checksum, unless this file (``stamp``) was verified
+        unchanged by this store before; a settled file is remembered as verified."""
+        if stamp is not None and self._verified.get((name, c)) == stamp:
+            return  # this file, unchanged since this store verified it
+        if chunk_checksum(values, self._algorithm) != crc:
+            rows = self._checksums[0]
+            raise self._corrupt(name, c, (c * rows, min(self.n_rows, (c + 1) * rows)),
+                                "does not match its checksum (missing, truncated or altered)")
+        if stamp is not None and now - max(stamp[2], stamp[3]) >= VERIFIED_SETTLE_NS:
+            self._verified[(name, c)] = stamp
+
+    def read_rows_mapped(self, name: str, start: int, stop: int):
+        """Rows [start, stop) as :meth:`read_rows` gives them, but as a
+        :class:`~featstore.store.mapped.MappedRows` (views over memory-mapped chunk files, no read
+        copy) where the backend maps them: a local Zarr store of plain chunks. Elsewhere, or with
+        ``MIRAGE_MMAP_READS=0``, the array of :meth:`read_rows`. Each chunk touched is checked
+        against its checksum first, with the same memo as :meth:`read_rows`."""
+        from mirage.featstore.store.mapped import read_rows_mapped
+
+        return read_rows_mapped(self, name, start, stop, verify=_VERIFY_READS)
 
     def check_chunks(self, name: str) -> list[str]:
         """Problems of every chunk of ``name`` against its checksum (empty list = all match or none recorded)."""

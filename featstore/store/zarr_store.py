@@ -75,6 +75,16 @@ class ZarrBackend:
                 return out
         return np.asarray(self._array(name)[start:stop])
 
+    def read_mapped(self, name: str, start: int, stop: int):
+        """(chunk, read-only view) per chunk file of rows [start, stop), memory-mapped; None when
+        the array is not read directly or a chunk file is missing (see featstore.store.mapped)."""
+        direct = self._direct_layout(name)
+        if direct is None:
+            return None
+        from mirage.featstore.store.mapped import map_raw_chunks
+
+        return map_raw_chunks(direct, start, stop)
+
     def _direct_layout(self, name: str):
         """How to read ``name``'s chunk files straight into one buffer, when that is what zarr would
         do anyway: a local, read-only store, chunks of whole rows, the plain little-endian bytes

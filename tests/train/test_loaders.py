@@ -59,7 +59,14 @@ def test_reads_are_whole_chunks_only(rowid_store, monkeypatch):
         calls.append((name, start, stop))
         return real_read(self, name, start, stop)
 
+    real_mapped = FeatureStore.read_rows_mapped
+
+    def spy_mapped(self, name, start, stop):  # the streaming path maps chunk files instead of copying them
+        calls.append((name, start, stop))
+        return real_mapped(self, name, start, stop)
+
     monkeypatch.setattr(FeatureStore, "read_rows", spy)
+    monkeypatch.setattr(FeatureStore, "read_rows_mapped", spy_mapped)
     store = open_store(rowid_store)
     chunk = store.chunk_rows
     n_chunks = -(-store.n_rows // chunk)
