@@ -85,6 +85,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--long-clip-s", type=float, default=600.0, help="length of the long clip for the memory part")
     ap.add_argument("--json", action="store_true", help="Print one JSON object on stdout (the table goes to stderr).")
+    ap.add_argument("--io-repeats", type=int, default=2, help="rounds of decode vs logmel (best of each)")
     ap.add_argument("--parts", default="model,io,memory", help="comma list of model, io, memory (default: all)")
     args = ap.parse_args()
     parts = set(args.parts.split(","))
@@ -133,7 +134,7 @@ def main() -> None:
 
     io_items = items.iloc[: args.n_io]
     if "io" in parts:
-        results["io_bound"] = io_bound(io_items, tmp)
+        results["io_bound"] = io_bound(io_items, tmp, args.io_repeats)
         results["logmel_over_decode"] = round(results["io_bound"]["featstore_over_decode_rate"], 3)
 
     if "memory" in parts:
@@ -158,9 +159,10 @@ def main() -> None:
         stdout.write(json.dumps(results, sort_keys=True) + "\n")
 
 
-def io_bound(io_items, tmp: Path) -> dict:
+def io_bound(io_items, tmp: Path, repeats: int = 2) -> dict:
     """logmel through featstore extract against soundfile decoding alone, both on a warm page cache."""
     import time
+    from types import SimpleNamespace
 
     import soundfile as sf
 
@@ -172,20 +174,22 @@ def io_bound(io_items, tmp: Path) -> dict:
         with open(p, "rb") as fh:
             fh.read()
     extract(io_items.iloc[:8], store=str(tmp / "logmel-warm.zarr"), audio_model="logmel", text_model="none", progress=False)
-    c0 = time.process_time()
-    with Timer() as t_dec:
+    best = {"dec": (float("inf"), 0.0), "lm": (float("inf"), 0.0)}
+    for k in range(repeats):  # alternated, best wall time of each (with its CPU time): the box is shared
+        c0, t0 = time.process_time(), time.perf_counter()
         for p in io_items["path"]:
             sf.read(p, dtype="float32")
-    c_dec = time.process_time() - c0
-    c0 = time.process_time()
-    with Timer() as t_lm:
-        extract(io_items, store=str(tmp / "logmel.zarr"), audio_model="logmel", text_model="none", progress=False)
-    c_lm = time.process_time() - c0
+        best["dec"] = min(best["dec"], (time.perf_counter() - t0, time.process_time() - c0))
+        c0, t0 = time.process_time(), time.perf_counter()
+        extract(io_items, store=str(tmp / f"logmel-{k}.zarr"), audio_model="logmel", text_model="none", progress=False)
+        best["lm"] = min(best["lm"], (time.perf_counter() - t0, time.process_time() - c0))
+    t_dec, c_dec = SimpleNamespace(s=best["dec"][0]), best["dec"][1]
+    t_lm, c_lm = SimpleNamespace(s=best["lm"][0]), best["lm"][1]
     out = {"utterances": len(io_items), "audio_s": io_s, "decode_only_audio_s_per_s": io_s / t_dec.s,
            "featstore_logmel_audio_s_per_s": io_s / t_lm.s, "featstore_over_decode_rate": t_dec.s / t_lm.s,
            "decode_cpu_s": c_dec, "featstore_logmel_cpu_s": c_lm, "featstore_over_decode_cpu": c_dec / c_lm,
-           "resampler": get_audio_extractor("logmel").config().get("resampler", "sinc")}
-    print(f"\n== I/O-bound: logmel, {len(io_items)} utterances (warm page cache) ==")
+           "resampler": get_audio_extractor("logmel").config().get("resampler", "sinc"), "repeats": repeats}
+    print(f"\n== I/O-bound: logmel, {len(io_items)} utterances (warm page cache, best of {repeats}) ==")
     print(f"soundfile decode only        {io_s / t_dec.s:8.1f} audio-s/s   {c_dec:6.2f} CPU-s")
     print(f"featstore extract (logmel)   {io_s / t_lm.s:8.1f} audio-s/s   {c_lm:6.2f} CPU-s (resampler {out['resampler']})")
     print(f"featstore rate / decode rate: {t_dec.s / t_lm.s:.2f} (goal >= 0.5); CPU ratio {c_dec / c_lm:.2f}")
