@@ -36,7 +36,8 @@ for fold in folds:
     cls_seed = derive_seed(seed, "classifier", fold.name)
     res["none"][fold.name] = evaluate_in_memory(real_f, fold, base, cfg=cfg, seed=cls_seed).uar
     slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in fold.name)
-    _, kept = read_manifests([os.path.join(run, "generators", "infogan", slug, "shards")])
+    # as train compare does: an --mi-band set may hold fewer rows than asked (complete: false)
+    _, kept = read_manifests([os.path.join(run, "generators", "infogan", slug, "shards")], allow_incomplete=True)
     kept = assign_shards([fold], kept)[fold.name]
     synth = load_synthetic(kept, real.labels, mode="ser", audio_dim=real.audio_dim)
     ts = assemble(real_f, fold.train, synth, mode="ser", rng=np.random.default_rng(derive_seed(seed, "pairs", fold.name)),
