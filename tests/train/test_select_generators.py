@@ -193,3 +193,29 @@ def test_real_inner_generators_are_trained_on_inner_training_speakers_only(three
     assert checked >= 6
     table = json.loads((tmp_path / "a" / "compare.json").read_text())
     assert all(s["n"] == "1x" for s in table["infogan"]["selected"].values())
+
+
+def test_inner_jobs_with_speaker_normalisation_use_the_outer_fold_store(three_speaker_store, tmp_path, monkeypatch):
+    """--normalise speaker: inner jobs fit on the outer fold's normalised store (training speakers
+    only), restricted to the inner training items, the inner held-out speakers excluded."""
+    import mirage.train.compare as cmp
+    from mirage.train.dataset import load_real
+    from mirage.train.folds import make_folds
+    from mirage.train.methods import REGISTRY
+    from mirage.train.select import inner_folds
+
+    log = tmp_path / "calls.jsonl"
+    monkeypatch.setattr(cmp, "generate_for_fold", _fake_generator(str(log)))  # it checks includes vs the store's speakers
+    monkeypatch.setattr(REGISTRY["cgan"], "grid", {"n": ("1x", "4x")})
+    cmp.compare(three_speaker_store, str(tmp_path / "a"), methods="none,cgan", n="4x", seed=0, select="inner",
+                normalise="speaker", classifier_options=FAST)
+    by_dir = {c[0]: c for c in _calls(log)}
+    real = load_real(three_speaker_store)
+    for outer in make_folds(real.items, real.metadata, "loso"):
+        slug = outer.name.replace("=", "-")
+        assert (tmp_path / "a" / "generators" / "_normalised" / f"{slug}.zarr").exists()
+        for inner in inner_folds(real, outer.train):
+            assert by_dir[f"cgan/_select/{slug}/{inner.name}-run"][1] == list(inner.test_speakers)
+        assert f"cgan/_select/{slug}/outer-run" not in by_dir  # 4x, λ 0: the outer job itself
+    table = json.loads((tmp_path / "a" / "compare.json").read_text())
+    assert set(table["cgan"]["selected"]) == {f.name for f in make_folds(real.items, real.metadata, "loso")}
