@@ -98,7 +98,7 @@ class Method:
     grid: dict[str, tuple] = {}
     #: Whether ``auto`` may choose it (it must run on inner folds, cheaply).
     auto_candidate: bool = False
-    #: Whether it runs on inner folds (--select inner / auto). Generators do not yet.
+    #: Whether it runs on inner folds (--select inner / auto); generators do, through inner-fold jobs.
     inner: bool = True
     #: Whether its jobs fit an augment generator (its settings are checked, --normalise speaker
     #: writes per-fold stores for it).
