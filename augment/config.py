@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from mirage.featstore.settings import check_known, setting
+from mirage.featstore.settings import check_int, check_known, setting
 from mirage.featstore.errors import ConfigError
 
 
@@ -167,9 +167,7 @@ class GenerateConfig:
         parse_unit_float(self.min_mi, flag="--min-mi")
         parse_band(self.mi_band)
         for name in ("shard_size", "max_attempts", "max_rounds"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"--{name.replace('_', '-')}: expected a positive integer, got {v!r}")
+            check_int(getattr(self, name), f"--{name.replace('_', '-')}")
         if self.speaker_codes not in ("novel", "train"):
             raise ConfigError(f"--speaker-codes: expected novel or train, got {self.speaker_codes!r}")
         if isinstance(self.speaker_mix, bool) or not isinstance(self.speaker_mix, int) or self.speaker_mix < 2:

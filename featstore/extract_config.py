@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mirage.featstore.errors import ConfigError
-from mirage.featstore.settings import check_known, setting
+from mirage.featstore.settings import check_int, check_known, setting
 
 FORMATS = ("zarr", "hdf5")
 POOLINGS = ("mean", "meanstd")
@@ -55,24 +55,15 @@ class ExtractConfig:
         return cls(**kwargs)
 
     def __post_init__(self) -> None:
-        def positive(name: str, flag: str, what: str) -> None:
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-                raise ConfigError(f"{flag}: expected a positive number of {what}, got {v!r}")
-
-        positive("chunk_rows", "--chunk-rows", "rows")
-        positive("limit", "--limit", "items")
-        positive("batch_size", "--batch-size", "clips")
-        if self.batch_size is None:
-            raise ConfigError("--batch-size: expected a positive number of clips, got None")
+        check_int(self.chunk_rows, "--chunk-rows", what="a positive number of rows", allow_none=True)
+        check_int(self.limit, "--limit", what="a positive number of items", allow_none=True)
+        check_int(self.batch_size, "--batch-size", what="a positive number of clips")
         if self.format not in FORMATS:
             raise ConfigError(f"--format: expected one of {', '.join(FORMATS)}, got {self.format!r}")
         if self.pooling is not None and self.pooling not in POOLINGS:
             raise ConfigError(f"--pooling: expected one of {', '.join(POOLINGS)}, got {self.pooling!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ConfigError(f"--seed: expected an integer, got {self.seed!r}")
-        if self.text_layer is not None and (isinstance(self.text_layer, bool) or not isinstance(self.text_layer, int)):
-            raise ConfigError(f"--text-layer: expected a layer index, got {self.text_layer!r}")
+        check_int(self.seed, "--seed", minimum=-2**63, what="an integer")
+        check_int(self.text_layer, "--text-layer", minimum=-2**31, what="a layer index", allow_none=True)
         # the CLI gives --audio-layer as text: a layer index or "all"
         object.__setattr__(self, "audio_layer", parse_layer(self.audio_layer))
 

@@ -31,13 +31,12 @@ class Runtime:
 
     def __post_init__(self) -> None:
         # the one home of these checks, so every entry point refuses the same way
-        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
-            raise ConfigError(f"--workers: expected a number of worker processes >= 0, got {self.workers!r}")
+        from mirage.featstore.settings import check_int
+
+        check_int(self.workers, "--workers", minimum=0, what="a number of worker processes >= 0")
         if sum(bool(x) for x in (self.workers, self.scheduler, self.client is not None)) > 1:
             raise ConfigError("expected either --workers (local Dask cluster) or --scheduler (existing cluster), got both")
-        if self.num_threads is not None and (isinstance(self.num_threads, bool) or not isinstance(self.num_threads, int)
-                                             or self.num_threads < 1):
-            raise ConfigError(f"--threads: expected a positive number of torch threads, got {self.num_threads!r}")
+        check_int(self.num_threads, "--threads", what="a positive number of torch threads", allow_none=True)
         if self.storage_options is not None and not isinstance(self.storage_options, dict):
             raise ConfigError(f"--storage-options: expected a JSON object, got {type(self.storage_options).__name__}")
 

@@ -16,6 +16,16 @@ def check_known(cls, kwargs: dict[str, Any], what: str) -> None:
         raise ConfigError(f"{what}: unknown setting(s) {unknown}; expected some of {sorted(names)}")
 
 
+def check_int(value: Any, flag: str, *, minimum: int = 1, what: str = "a positive integer",
+              allow_none: bool = False) -> None:
+    """The one integer validator of the settings objects: ``value`` must be an int (not a bool)
+    >= ``minimum``; raises ConfigError("FLAG: expected WHAT, got VALUE")."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{flag}: expected {what}, got {value!r}")
+
+
 def config_or_keywords(cls, config, settings: dict[str, Any], *, what: str = "settings"):
     """An entry point's settings object: ``config`` itself, or ``cls.from_kwargs(**settings)``
     (the keyword convenience); both at once is refused, so a caller never wonders which won."""

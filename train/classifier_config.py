@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mirage.featstore.errors import ConfigError
-from mirage.featstore.settings import check_known, setting
+from mirage.featstore.settings import check_int, check_known, setting
 
 KINDS = ("linear", "mlp")
 
@@ -65,9 +65,7 @@ class ClassifierConfig:
         for name, flag in (("hidden", "--classifier-hidden"), ("max_iter", "--classifier-max-iter"),
                            ("steps", "--classifier-steps"), ("stream_epochs", "--classifier-stream-epochs"),
                            ("batch_size", "--classifier-batch-size")):
-            v = getattr(cfg, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"{flag}: expected a positive integer, got {v!r}")
+            check_int(getattr(cfg, name), flag)
         if not 0.0 <= cfg.dropout < 1.0:
             raise ConfigError(f"--classifier-dropout: expected a fraction in [0, 1), got {cfg.dropout!r}")
         if not cfg.lr > 0:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mirage.featstore.errors import ConfigError
-from mirage.featstore.settings import setting
+from mirage.featstore.settings import check_int, setting
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,6 @@ class EvalSettings:
         object.__setattr__(self, "normalise", check_normalise(self.normalise))
         if self.evaluation not in ("loso", "official"):
             raise ConfigError(f"--eval: expected loso or official, got {self.evaluation!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ConfigError(f"--seed: expected an integer, got {self.seed!r}")
+        check_int(self.seed, "--seed", minimum=-2**63, what="an integer")
         if self.min_mi is not None:
             object.__setattr__(self, "min_mi", parse_unit_float(self.min_mi, flag="--min-mi"))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mirage.featstore.errors import ConfigError
-from mirage.featstore.settings import check_known, setting
+from mirage.featstore.settings import check_int, check_known, setting
 from mirage.train.classifier_config import ClassifierConfig
 from mirage.train.eval_settings import EvalSettings
 
@@ -87,8 +87,7 @@ class TrainFitConfig(EvalSettings):
             raise ConfigError(f"--loader: expected one of {', '.join(LOADERS)}, got {self.loader!r}")
         if not isinstance(self.max_memory_mb, (int, float)) or isinstance(self.max_memory_mb, bool) or not self.max_memory_mb > 0:
             raise ConfigError(f"--max-memory-mb: expected a number > 0, got {self.max_memory_mb!r}")
-        if isinstance(self.loader_workers, bool) or not isinstance(self.loader_workers, int) or self.loader_workers < 0:
-            raise ConfigError(f"--loader-workers: expected a number of processes >= 0, got {self.loader_workers!r}")
+        check_int(self.loader_workers, "--loader-workers", minimum=0, what="a number of processes >= 0")
         if self.method == "mtl-aug":
             self._check_mtl()
             return
