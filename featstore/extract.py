@@ -264,7 +264,7 @@ def _run_units(writer, pending, audio_ex, text_ex, *, batch_size: int, strict: b
     n_rows = sum(e - s for s, e in pending)
     audio_s = 0.0
     with runtime.bar(total=n_rows, unit="utt", desc="extract") as bar:
-        with runtime.dask() as client:
+        with runtime.dask() as client, runtime.threads():  # threads: this process's share (Dask workers size their own)
             stream = (_dask_units(writer, pending, audio_ex, text_ex, batch_size=batch_size, strict=strict, client=client)
                       if client is not None else
                       _local_units(writer, pending, audio_ex, text_ex, batch_size=batch_size, strict=strict))

@@ -1,5 +1,6 @@
 """How a run executes — not what it computes: storage options per URL, the Dask cluster, torch
-threads, progress bars and the log. One :class:`Runtime` is built by the command line (or a
+threads and progress bars (logging is the standard ``logging`` tree under ``mirage``, set up by
+the command line's ``-v``). One :class:`Runtime` is built by the command line (or a
 notebook) and passed once to a library entry point (``extract``, ``fit_generator``,
 ``generate``, ``train fit``, ``train compare``); nothing here changes a result, so none of it
 enters a fingerprint or a settings file.
@@ -12,8 +13,7 @@ and an ``--out`` on different endpoints are served by one Runtime.
 from __future__ import annotations
 
 import contextlib
-import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 from mirage.featstore.errors import ConfigError
@@ -27,7 +27,6 @@ class Runtime:
     client: Any = None              # an open distributed.Client to use as it is (library callers)
     num_threads: int | None = None  # torch threads of in-process work (None: leave torch's own)
     progress: bool = True           # progress bars on long work
-    log: logging.Logger = field(default_factory=lambda: logging.getLogger("mirage"), compare=False)
 
     def __post_init__(self) -> None:
         # the one home of these checks, so every entry point refuses the same way
@@ -58,20 +57,11 @@ class Runtime:
             raise ConfigError(f"expected either runtime= or {', '.join(k + '=' for k in clash)}, got both")
         return runtime
 
-    def with_(self, **changes: Any) -> "Runtime":
-        return replace(self, **changes)
-
     def options_for(self, url: str) -> dict[str, Any]:
         """The storage options that apply to ``url``."""
         from mirage.featstore.store.location import options_for
 
         return options_for(str(url), self.storage_options)
-
-    def location(self, url: str):
-        """``url`` as a :class:`featstore.store.location.Location` with its own options."""
-        from mirage.featstore.store.location import Location
-
-        return Location(str(url), self.storage_options)
 
     @contextlib.contextmanager
     def dask(self) -> Iterator[Any]:
@@ -85,7 +75,8 @@ class Runtime:
             yield client
 
     def threads(self):
-        """Torch threads fixed to ``num_threads`` for a block of in-process work (restored after)."""
+        """Torch threads fixed to ``num_threads`` for a block of in-process work (restored after;
+        None leaves torch's own count)."""
         from mirage.featstore.threads import fixed_threads
 
         return fixed_threads(self.num_threads)

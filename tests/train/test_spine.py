@@ -86,7 +86,7 @@ def test_extract_with_a_config_and_a_runtime_equals_the_keyword_call(tmp_path):
     a = extract("demo", store=str(tmp_path / "a.zarr"), audio_model="logmel", text_model="none", limit=12,
                 progress=False, cache_dir=str(tmp_path / "corpus"))
     cfg = ExtractConfig(audio_model="logmel", text_model="none", limit=12)
-    b = extract("demo", store=str(tmp_path / "b.zarr"), config=cfg, runtime=Runtime(progress=False),
+    b = extract("demo", store=str(tmp_path / "b.zarr"), config=cfg, runtime=Runtime(progress=False, num_threads=1),
                 cache_dir=str(tmp_path / "corpus"))
     with open_store(a.store.url) as sa, open_store(b.store.url) as sb:
         assert sa.metadata["content_hash"] == sb.metadata["content_hash"]
