@@ -51,12 +51,15 @@ def fit_generator(store, out_dir, *, mode: str = "ser", exclude_speakers=(), inc
     from mirage.featstore.kinds import GENERATOR, check_output
 
     check_output(str(out_dir), GENERATOR, flag="--out", storage_options=storage_options)  # before reading the store
-    data = load_training_data(store, mode=mode, use_text=use_text, exclude_speakers=exclude_speakers,
-                              include_utt_ids=include_utt_ids, storage_options=storage_options, pca_var=cfg.pca_var,
-                              pca_max_dim=cfg.pca_max_dim)
-    loc = Location(str(out_dir), storage_options)
-    with WriterLock(loc, f"generator folder {loc.url}"):  # two fits into one --out: the second is refused
-        return _fit_locked(loc, data, cfg, mode, seed, exclude_speakers, overwrite, storage_options, progress)
+    # numpy's BLAS threads too (the PCA of the working space, the MI scores): the same bytes
+    # in-process, in a Dask worker and on a machine with another core count
+    with fixed_threads(cfg.num_threads, blas=True):
+        data = load_training_data(store, mode=mode, use_text=use_text, exclude_speakers=exclude_speakers,
+                                  include_utt_ids=include_utt_ids, storage_options=storage_options, pca_var=cfg.pca_var,
+                                  pca_max_dim=cfg.pca_max_dim)
+        loc = Location(str(out_dir), storage_options)
+        with WriterLock(loc, f"generator folder {loc.url}"):  # two fits into one --out: the second is refused
+            return _fit_locked(loc, data, cfg, mode, seed, exclude_speakers, overwrite, storage_options, progress)
 
 
 def _fit_locked(loc: Location, data, cfg: FitConfig, mode: str, seed: int, exclude_speakers, overwrite: bool,

@@ -111,7 +111,7 @@ def generate(model_dir, out_dir, *, seed: int = 0, storage_options: dict | None 
     lock.acquire()
     try:
         rows = _prepare_out(loc, run, overwrite)
-        with fixed_threads(num_threads):
+        with fixed_threads(num_threads, blas=True):
             return _run(bundle, spec, loc, run, rows, n_target=n_target, seed=int(seed), min_mi=min_mi, band=band,
                         shard_size=shard_size, balanced=balanced, max_attempts=max_attempts, max_rounds=max_rounds,
                         progress=progress)
