@@ -7,7 +7,6 @@ are generated from these fields (:func:`cli.common.settings_options`). How the e
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,9 +65,6 @@ class ExtractConfig:
         check_int(self.text_layer, "--text-layer", minimum=-2**31, what="a layer index", allow_none=True)
         # the CLI gives --audio-layer as text: a layer index or "all"
         object.__setattr__(self, "audio_layer", parse_layer(self.audio_layer))
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def parse_layer(value: int | str | None) -> int | str | None:

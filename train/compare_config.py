@@ -11,7 +11,6 @@ executes (Dask, storage options, progress) is a :class:`featstore.runtime.Runtim
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -117,8 +116,3 @@ class CompareConfig(EvalSettings):
         from mirage.augment.config import GenerateConfig
 
         return GenerateConfig.from_kwargs(**self.generation)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        out["classifier"] = self.classifier.to_json()
-        return out
