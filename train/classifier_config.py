@@ -51,6 +51,15 @@ class ClassifierConfig:
               "nearest-other-real distances (standardised space).", metavar="Q")
 
     @classmethod
+    def build(cls, classifier: "str | ClassifierConfig | None" = None,
+              options: dict[str, Any] | None = None) -> "ClassifierConfig":
+        """The run's classifier from an entry point's ``classifier`` (a kind, or a ClassifierConfig)
+        and ``classifier_options`` (fields set over it), validated."""
+        if isinstance(classifier, ClassifierConfig):
+            return cls.from_kwargs(**{**dataclasses.asdict(classifier), **(options or {})}) if options else classifier
+        return cls.from_kwargs(**({"kind": classifier} if classifier else {}), **(options or {}))
+
+    @classmethod
     def from_kwargs(cls, **kwargs: Any) -> "ClassifierConfig":
         check_known(cls, kwargs, "classifier")
         cfg = cls(**{k: v for k, v in kwargs.items() if v is not None})

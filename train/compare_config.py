@@ -65,11 +65,7 @@ class CompareConfig(EvalSettings):
         from mirage.featstore.settings import check_known
 
         check_known(cls, kwargs, "train compare")
-        if not isinstance(classifier, ClassifierConfig):
-            classifier = ClassifierConfig.from_kwargs(**({"kind": classifier} if classifier else {}),
-                                                      **(classifier_options or {}))
-        elif classifier_options:
-            classifier = ClassifierConfig.from_kwargs(**{**classifier.to_json(), **classifier_options})
+        classifier = ClassifierConfig.build(classifier, classifier_options)
         given = {k: v for k, v in kwargs.items() if v is not None or k in ("min_mi", "lambda_mi", "cache")}
         if "methods" in given and not isinstance(given["methods"], str):
             given["methods"] = ",".join(given["methods"])

@@ -59,9 +59,7 @@ class TrainFitConfig(EvalSettings):
                     **kwargs: Any) -> "TrainFitConfig":
         """From ``fit``'s keyword conveniences (``classifier="mlp"``, ``classifier_options``, ``mtl_options``)."""
         check_known(cls, kwargs, "train fit")
-        if not isinstance(classifier, ClassifierConfig):
-            classifier = ClassifierConfig.from_kwargs(**({"kind": classifier} if classifier else {}),
-                                                      **(classifier_options or {}))
+        classifier = ClassifierConfig.build(classifier, classifier_options)
         given = {k: v for k, v in kwargs.items() if v is not None or k in ("min_mi", "layer", "test_views",
                                                                           "train_views", "attack")}
         return cls(**given, classifier=classifier, mtl=dict(mtl_options or {}))

@@ -179,3 +179,16 @@ def test_generate_options_reach_compare_typed_and_checked(four_speaker_store, tm
     res = CliRunner().invoke(train_cli, ["compare", "--store", four_speaker_store, "--out", str(tmp_path / "o"),
                                          "--methods", "none,infogan", "--generate-option", "max_rounds=x"])
     assert res.output.strip().splitlines() == ["Error: --generate-option max_rounds: expected an int, got 'x'"]
+
+
+def test_classifier_options_apply_over_a_given_classifier_in_fit_and_compare():
+    from mirage.train.classifier_config import ClassifierConfig
+    from mirage.train.compare_config import CompareConfig
+    from mirage.train.fit_config import TrainFitConfig
+
+    base = ClassifierConfig(kind="mlp", hidden=32)
+    for cls in (TrainFitConfig, CompareConfig):
+        cfg = cls.from_kwargs(classifier=base, classifier_options={"l2": 0.5})
+        assert (cfg.classifier.kind, cfg.classifier.hidden, cfg.classifier.l2) == ("mlp", 32, 0.5)
+    with pytest.raises(ConfigError, match="--l2"):
+        TrainFitConfig.from_kwargs(classifier=base, classifier_options={"l2": -1})
