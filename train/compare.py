@@ -32,7 +32,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -41,13 +41,13 @@ from mirage.train.compare_config import DEFAULT_METHODS, CompareConfig, parse_me
 from mirage.train.dataset import RealData, load_real, prepare_fold
 from mirage.train.experiment import FoldResult, round_floats, summarize, write_metrics, locked_run
 from mirage.train.folds import Fold, corpus_name, make_folds
-from mirage.train.methods import BASELINE_GRID, REGISTRY, Job, RunContext, evaluate, get
-from mirage.train.methods.base import fold_context, fold_rows
+from mirage.train.methods import BASELINE_GRID, REGISTRY, Job, RunContext, get
+from mirage.train.fold_tasks import classify, distributable, gather_folds, submit_folds
 from mirage.train.methods.generative import GENERATOR_OPTIONS, slug as _slug
 from mirage.train.metrics import plot_bars
 from mirage.train.outputs import out_path, write_json, write_text
 from mirage.train.seeds import derive_seed
-from mirage.train.select import INNER_FOLDS, grid, select_fold
+from mirage.train.select import INNER_FOLDS, grid
 
 log = logging.getLogger(__name__)
 
@@ -113,10 +113,22 @@ def write_normalised_store(real: RealData, fold: Fold, url: str) -> str:
     return url
 
 
-def _run_jobs(jobs: Sequence[Job], run: RunContext, *, progress: bool = False,
-              pending_stores: dict[str, Any] | None = None) -> dict[tuple[str, str], dict]:
-    """Every job (:func:`generate_for_fold`) the cache does not hold, on the Dask cluster when there
-    is one; ``pending_stores`` (url -> writer) makes a per-fold input store only when a job needs it."""
+@dataclass
+class StartedJobs:
+    """The generator jobs of one run once started: results known now (cache hits, or every job
+    when they ran here), futures of those running on the cluster, and how to wait for them."""
+
+    done: dict[tuple[str, str], dict]
+    futures: dict[tuple[str, str], Any]
+    wait: Callable[[], dict[tuple[str, str], dict]]
+
+
+def _start_jobs(jobs: Sequence[Job], run: RunContext, *, progress: bool = False,
+                pending_stores: dict[str, Any] | None = None) -> StartedJobs:
+    """Start every job (:func:`generate_for_fold`) the cache does not hold: on the Dask cluster
+    when there is one (they run while the caller goes on), else here, before this returns.
+    ``wait()`` gives (method, fold) -> result for every job. ``pending_stores`` (url -> writer)
+    makes a per-fold input store only when a job needs it."""
     from dataclasses import replace
 
     from tqdm.auto import tqdm
@@ -133,29 +145,32 @@ def _run_jobs(jobs: Sequence[Job], run: RunContext, *, progress: bool = False,
                 continue
         todo.append((job, fp))
     if not todo:
-        return done
+        return StartedJobs(done, {}, lambda: done)
     for url in sorted({j.store_url for j, _ in todo} & set(pending_stores or {})):
         pending_stores[url]()
     log.info("fitting %d generators (%s)", len(todo), "on the Dask cluster" if run.client is not None else "in-process")
     bar = tqdm(total=len(todo), desc="train compare: generators (one per method and fold)", disable=not progress)
-    if run.client is not None:
-        from distributed import as_completed
 
+    def finish(results: list) -> dict[tuple[str, str], dict]:
+        bar.close()
+        for (j, fp), res in zip(todo, results):
+            if fp is not None:
+                cache.record_job(j.out_dir, fp, res)
+            done[j.key] = res
+        return done
+
+    if run.client is not None:
         futures = [run.client.submit(generate_for_fold, j.store_url, j.out_dir, pure=False, **j.kwargs) for j, _ in todo]
-        for _ in as_completed(futures):
-            bar.update()
-        results = run.client.gather(futures)
-    else:
-        results = []
-        for j, _ in todo:
-            results.append(generate_for_fold(j.store_url, j.out_dir, **j.kwargs))
-            bar.update()
-    bar.close()
-    for (j, fp), res in zip(todo, results):
-        if fp is not None:
-            cache.record_job(j.out_dir, fp, res)
-        done[j.key] = res
-    return done
+        for fut in futures:
+            fut.add_done_callback(lambda _: bar.update())
+        return StartedJobs(dict(done), {j.key: f for (j, _), f in zip(todo, futures)},
+                           lambda: finish(run.client.gather(futures)))
+    results = []
+    for j, _ in todo:
+        results.append(generate_for_fold(j.store_url, j.out_dir, **j.kwargs))
+        bar.update()
+    finished = finish(results)
+    return StartedJobs(finished, {}, lambda: finished)
 
 
 @locked_run
@@ -216,18 +231,20 @@ def compare(store: str, out: str, config: CompareConfig | None = None, *, runtim
                 pending[url] = functools.partial(write_normalised_store, real, f, url)
         # one job per key: methods that share a generator (infogan, mtl-aug+infogan) share its fit and shards
         jobs: dict[tuple[str, str], Job] = {}
+        with_jobs: set[str] = set()
         for name in names:
             for job in get(name).jobs(run, folds, out, fold_stores):
                 jobs.setdefault(job.key, job)
-        run.generated.update(_run_jobs(list(jobs.values()), run, progress=progress, pending_stores=pending))
-        per_method: dict[str, list[FoldResult]] = {m: [] for m in names}
-        for fold in runtime.bar(iterable=folds, desc="train compare: classifiers per fold", mininterval=0.1):
-            rows = fold_rows(run, fold)
-            cls_seed = derive_seed(seed, "classifier", fold.name)
-            chosen = select_fold(run, fold, names, select)
-            for name in names:
-                ctx = fold_context(run, fold, rows, chosen.get(name, {}), (fold.name,), cls_seed)
-                per_method[name].append(evaluate(name, ctx))
+                with_jobs.add(name)
+        started = _start_jobs(list(jobs.values()), run, progress=progress, pending_stores=pending)
+        if distributable(run, select, names):  # the folds as tasks beside the generator jobs (train.fold_tasks)
+            tasks = submit_folds(run, folds, names, select, {**started.done, **started.futures}, with_jobs)
+            run.generated.update(started.wait())
+            results = gather_folds(run, tasks, bar=runtime.bar)
+        else:
+            run.generated.update(started.wait())
+            results = classify(run, folds, names, select, bar=runtime.bar)
+        per_method: dict[str, list[FoldResult]] = {m: [results[(m, f.name)] for f in folds] for m in names}
     from mirage.train.synthetic import note_empty_synthetic
 
     for method, note in note_empty_synthetic(per_method, GENERATIVE, min_mi).items():  # said, not a silent `none`

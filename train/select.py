@@ -155,10 +155,15 @@ def inner_job_cost(run: RunContext, fold: Fold) -> tuple[int, float]:
     return len(found), float(sum(float((v or {}).get("seconds") or 0.0) for v in found))
 
 
+def selects(names: Sequence[str], select: str) -> bool:
+    """Whether a run of ``names`` chooses anything on inner folds (``--select inner``, or ``auto``)."""
+    return select != "none" or "auto" in names
+
+
 def select_fold(run: RunContext, fold: Fold, names: Sequence[str], select: str) -> dict[str, dict[str, Any]]:
     """Per method, the setting used on ``fold`` (``--select inner``), and ``auto``'s choice; both
     recorded in ``run.extras`` (compare.json's ``selected``, ``chosen``, ``inner_uar``)."""
-    if select == "none" and "auto" not in names:
+    if not selects(names, select):
         return {}
     t0 = time.perf_counter()
     inner = inner_folds(run.real, fold.train)

@@ -9,6 +9,7 @@ item table of the usable rows plus a ``row`` column pointing into the arrays); `
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import time
@@ -86,7 +87,9 @@ def table_from_bytes(data: bytes) -> pd.DataFrame:
     return pd.read_parquet(io.BytesIO(data))
 
 
+@functools.lru_cache(maxsize=1)
 def tool_version() -> str:
+    """The installed mirage version (read once: a metadata lookup per shard cost ~3 ms)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:

@@ -126,3 +126,26 @@ def test_compare_with_the_real_generator(two_speaker_store, tmp_path):
     for spk in ("01", "02"):
         rows = read_manifest(str(tmp_path / "a" / "generators" / "infogan" / f"speaker-{spk}" / "shards"))
         assert all(s == [o for o in ("01", "02") if o != spk] for s in rows["trained_speakers"])
+
+
+def test_folds_as_tasks_on_worker_processes_write_the_same_bytes(two_speaker_store, tmp_path, caplog):
+    """With worker processes every fold's classifiers are Dask tasks beside the generator jobs:
+    the same compare.json bytes as the folds one after the other in this process, and a rerun
+    counts the cache hits its tasks made."""
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    from mirage.featstore.runtime import Runtime
+
+    kwargs = dict(methods="none,smote,infogan", n="1x", min_mi=0.0, seed=0, generator_options=SMALL_GAN)
+    compare(two_speaker_store, str(tmp_path / "serial"), **kwargs)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        runtime = Runtime(client=client, progress=False)
+        with caplog.at_level(logging.INFO, logger="mirage.train.fold_tasks"):
+            compare(two_speaker_store, str(tmp_path / "tasks"), runtime=runtime, **kwargs)
+        assert "4 classifier tasks on the cluster" in caplog.text  # per fold: {none, smote} and {infogan}
+        assert (tmp_path / "tasks" / "compare.json").read_bytes() == (tmp_path / "serial" / "compare.json").read_bytes()
+        again = compare(two_speaker_store, str(tmp_path / "tasks"), runtime=runtime, **kwargs)
+    assert again.cache_stats["hits"] == {"job": 2, "fold": 6}, again.cache_stats

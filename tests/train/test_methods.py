@@ -25,7 +25,7 @@ def test_every_method_is_one_registry_entry_and_compare_names_none_of_them():
                              "mtl-aug+infogan"}
     assert all(isinstance(m, Method) and m.name == name for name, m in REGISTRY.items())
     src = ""
-    for fn in (cmp.compare, cmp._run_jobs):
+    for fn in (cmp.compare, cmp._start_jobs):
         tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
         tree.body[0].body = [n for n in tree.body[0].body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
         src += ast.unparse(tree).replace("'", '"')  # code only, no docstring

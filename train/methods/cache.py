@@ -26,6 +26,7 @@ runs into different ``--out``): ``generators/<method>-<fingerprint>/`` and
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
@@ -103,6 +104,18 @@ class RunCache:
     @property
     def stats(self) -> dict[str, dict[str, int]]:
         return {"hits": dict(self.hits), "misses": dict(self.misses)}
+
+    def counting(self) -> "RunCache":
+        """The same cache with its own zeroed counts (one fold's task counts its hits; the run
+        adds them up with :meth:`add_counts`)."""
+        twin = copy.copy(self)
+        twin.hits, twin.misses = {"job": 0, "fold": 0}, {"job": 0, "fold": 0}
+        return twin
+
+    def add_counts(self, stats: dict[str, dict[str, int]]) -> None:
+        for mine, theirs in ((self.hits, stats.get("hits", {})), (self.misses, stats.get("misses", {}))):
+            for k, v in theirs.items():
+                mine[k] = mine.get(k, 0) + int(v)
 
     # jobs -------------------------------------------------------------------------------------
     def job_fingerprint(self, fn_name: str, kwargs: dict[str, Any], source: dict[str, Any]) -> str:
