@@ -243,8 +243,10 @@ class TestManifestCorruption(CorruptionConformance):
         return _shard_readers(path, list(LABELS))
 
     def flip(self, path):
-        # a value in a data page: Parquet pages carry no checksum; the manifest's own SHA-256 catches it
-        _flip(path / "manifest.parquet")
+        # a value in a data page (a shard path; the file's middle can fall on the footer's column
+        # statistics, which hold no value): pages carry no checksum, the manifest's SHA-256 catches it
+        data = (path / "manifest.parquet").read_bytes()
+        _flip(path / "manifest.parquet", data.index(b"shard-") + 3)
 
     def truncate(self, path):
         _truncate(path / "manifest.parquet")
