@@ -75,9 +75,10 @@ def write_shard(loc: Location, bundle: GeneratorBundle, shard: Shard, run: dict,
     codes = bundle.codes
     text = codes["text"].to_numpy()[shard.code_rows] if bundle.use_text else np.full(n, "", dtype=object)
     source = codes["utt_id"].to_numpy()[shard.code_rows] if bundle.use_text else np.full(n, "", dtype=object)
+    prefix = f"syn-{seed}-{slot:05d}-"
     items = pd.DataFrame({
-        "utt_id": [f"syn-{seed}-{slot:05d}-{i:06d}" for i in range(n)],
-        "path": [""] * n, "speaker": ["synthetic"] * n, "label": [names[k] for k in shard.labels],
+        "utt_id": [f"{prefix}{i:06d}" for i in range(n)],
+        "path": [""] * n, "speaker": ["synthetic"] * n, "label": np.asarray(names, dtype=object)[shard.labels].tolist(),
         "split": ["synthetic"] * n, "duration_s": np.full(n, np.nan), "text": [str(x) for x in text],
         "text_utt_id": [str(x) for x in source],
     })

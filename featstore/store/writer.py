@@ -352,23 +352,27 @@ def content_hash_of(utt_ids: list[str], arrays: dict[str, np.ndarray], *, block_
             raise ValueError(f"content_hash_of: array {k} has {len(flat[k])} rows, expected {n}")
     keys = [str(u) for u in utt_ids]
     encoded = [u.encode() + b"\0" for u in keys]
+    lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=n)
+    tags = [np.frombuffer(k.encode() + b"\0", dtype=np.uint8) for k in names]
+    sha = hashlib.sha256
     digests: dict[str, bytes] = {}
     for b0 in range(0, n, block_rows):
-        b1 = min(n, b0 + block_rows)
-        by_len: dict[int, list[int]] = {}
-        for i in range(b0, b1):
-            by_len.setdefault(len(encoded[i]), []).append(i)
-        for length, idx in by_len.items():
-            sel = np.asarray(idx)
-            parts = [np.frombuffer(b"".join(encoded[i] for i in idx), dtype=np.uint8).reshape(len(idx), length)]
-            for k in names:
-                tag = np.frombuffer(k.encode() + b"\0", dtype=np.uint8)
+        block_lengths = lengths[b0:b0 + block_rows]
+        # Rows of equal utt_id length share one byte matrix (generated shards: all of them).
+        groups = np.unique(block_lengths)
+        for length in groups:
+            if len(groups) == 1:
+                sel = slice(b0, b0 + len(block_lengths))  # a view, not a copy
+                idx = list(range(sel.start, sel.stop))
+            else:
+                sel = b0 + np.flatnonzero(block_lengths == length)
+                idx = sel.tolist()
+            parts = [np.frombuffer(b"".join([encoded[i] for i in idx]), dtype=np.uint8).reshape(len(idx), int(length))]
+            for k, tag in zip(names, tags):
                 parts.append(np.broadcast_to(tag, (len(idx), len(tag))))
                 parts.append(flat[k][sel].view(np.uint8))
-            mat = np.ascontiguousarray(np.concatenate(parts, axis=1))
+            mat = np.concatenate(parts, axis=1)
             width = mat.shape[1]
             buf = memoryview(mat.reshape(-1))
-            sha = hashlib.sha256
-            digests.update(zip([keys[i] for i in idx],
-                               [sha(buf[j: j + width]).digest() for j in range(0, len(idx) * width, width)]))
+            digests.update(zip([keys[i] for i in idx], [sha(buf[j:j + width]).digest() for j in range(0, len(idx) * width, width)]))
     return finish_content_hash(digests, identity)

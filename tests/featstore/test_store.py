@@ -412,3 +412,29 @@ def test_content_hash_covers_labels_and_speakers_and_old_stores_keep_their_versi
     old = open_store(str(tmp_path / "a.zarr"))
     assert old.content_hash() == v1 != a.metadata["content_hash"]
     assert verify_store(old) == []
+
+
+def test_table_bytes_are_those_pandas_to_parquet_writes():
+    """table_to_bytes converts on the calling thread, and writes the bytes df.to_parquet(index=False)
+    writes: string/float/int/bool/list columns with NaN/None, a non-default index, an empty table, attrs."""
+    import io
+
+    import pandas as pd
+
+    from mirage.featstore.store.base import table_from_bytes, table_to_bytes
+
+    n = 700
+    frames = [
+        pd.DataFrame({"utt_id": [f"u{i}" for i in range(n)], "label": ["a", None] * (n // 2),
+                      "duration_s": np.where(np.arange(n) % 7, np.arange(n) / 3.0, np.nan), "row": np.arange(n),
+                      "ok": np.arange(n) % 2 == 0, "n_list": [[1, 2]] * n}, index=np.arange(n)[::-1] * 2),
+        pd.DataFrame([], columns=["utt_id", "reason"]),
+    ]
+    with_attrs = frames[0].iloc[:5, :3].copy()
+    with_attrs.attrs = {"source": "test"}
+    frames.append(with_attrs)
+    for df in frames:
+        buf = io.BytesIO()
+        df.reset_index(drop=True).to_parquet(buf, index=False)
+        assert table_to_bytes(df) == buf.getvalue()
+        pd.testing.assert_frame_equal(table_from_bytes(table_to_bytes(df)), df.reset_index(drop=True), check_dtype=False)
