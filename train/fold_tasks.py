@@ -80,10 +80,10 @@ def submit_folds(run: RunContext, folds: Sequence[Fold], names: Sequence[str], s
     tasks = []
     for fold in folds:
         if without:
-            tasks.append((fold, without, client.submit(classify_fold, shared, fold, without, select, pure=False)))
+            tasks.append((fold, client.submit(classify_fold, shared, fold, without, select, pure=False)))
         if needing:
             own = {k: v for k, v in jobs.items() if k[1] == fold.name}
-            tasks.append((fold, needing, client.submit(classify_fold, shared, fold, needing, select, own, pure=False)))
+            tasks.append((fold, client.submit(classify_fold, shared, fold, needing, select, own, pure=False)))
     log.info("train compare: %d classifier tasks on the cluster", len(tasks))
     return tasks
 
@@ -94,9 +94,9 @@ def gather_folds(run: RunContext, tasks: list, *, bar) -> Results:
 
     results: Results = {}
     progress = bar(total=len(tasks), desc="train compare: classifier tasks", mininterval=0.1)
-    by_future = {fut.key: (fold, names) for fold, names, fut in tasks}
-    for fut in as_completed([t[2] for t in tasks]):
-        fold, _ = by_future[fut.key]
+    fold_of = {fut.key: fold for fold, fut in tasks}
+    for fut in as_completed([fut for _, fut in tasks]):
+        fold = fold_of[fut.key]
         for name, res in _merge(run, fut.result()).items():
             results[(name, fold.name)] = res
         progress.update()
